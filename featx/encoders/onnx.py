@@ -1,0 +1,190 @@
+"""The ONNX Runtime backend: the default, torch-free inference path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from featx.artifact import Artifact
+from featx.config import ModelSpec, Precision, parse_enum
+from featx.encoders.base import TransformerEncoder
+from featx.errors import ModelLoadError
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def default_threads() -> int:
+    """Cores this process may run on (respects CPU affinity and cgroup-pinned sets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_providers(providers: list[str] | None) -> list[str]:
+    """Validate execution providers against this onnxruntime build; default is CPU."""
+    if providers is None:
+        return [CPU]
+    if isinstance(providers, str):
+        providers = [providers]
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ValueError(
+            f"Execution provider(s) {missing} are not available in this onnxruntime build. "
+            f"Available: {', '.join(available)}. For CUDA install onnxruntime-gpu."
+        )
+    return list(providers)
+
+
+def make_session(
+    model: bytes | str, *, providers: list[str] | None = None, threads: int | None = None
+) -> ort.InferenceSession:
+    """Create an inference session with explicit threading and full graph optimisation."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # warnings about unused initialisers are noise here
+    return ort.InferenceSession(model, sess_options=options, providers=check_providers(providers))
+
+
+def choose_precision(manifest: dict[str, Any], precision: str | None, providers: list[str]) -> str:
+    """Pick the graph variant: the asked one, fp16 on CUDA when present, else the default."""
+    variants = manifest["variants"]
+    if precision is not None:
+        wanted = parse_enum(Precision, precision, "precision").value
+        if wanted not in variants:
+            raise ValueError(
+                f"This artifact has no {wanted} graph; it has {', '.join(sorted(variants))}. "
+                f"Re-export with the option that builds it (featx export --help)."
+            )
+        return wanted
+    if CUDA in providers and Precision.FP16.value in variants:
+        return Precision.FP16.value
+    return str(manifest["default_precision"])
+
+
+class OnnxEncoder(TransformerEncoder):
+    """Text encoder running an exported graph on ONNX Runtime.
+
+    Build one from an artifact with :meth:`from_dir` (or :func:`featx.load`); the
+    constructor takes ready-made objects.
+
+    Args:
+        session: An inference session over a featx-exported graph.
+        tokenizer: The model's tokenizer.
+        spec: How to feed the model and pool its output.
+        **options: ``representation``, ``batch_size`` and ``max_tokens``, as for
+            :class:`~featx.encoders.base.TransformerEncoder`.
+    """
+
+    def __init__(
+        self, session: ort.InferenceSession, tokenizer: Tokenizer, spec: ModelSpec, **options: Any
+    ) -> None:
+        super().__init__(tokenizer, spec, **options)
+        self.session = session
+        self.path: Path | None = None
+        self.precision: str | None = None
+        self._reload_args: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dir(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        precision: str | None = None,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        **representation: Any,
+    ) -> OnnxEncoder:
+        """Load an artifact made by ``featx export``, verifying every file it reads.
+
+        Args:
+            path: The artifact directory.
+            precision: ``"fp32"``, ``"int8"`` or ``"fp16"``; default: fp16 on CUDA when the
+                artifact has it, else the artifact's default (int8 if it passed its gate).
+            providers: ONNX Runtime execution providers, for example
+                ``["CUDAExecutionProvider", "CPUExecutionProvider"]``; default CPU.
+            threads: Intra-op threads; default: the cores this process may use.
+            batch_size: Most texts per forward pass.
+            max_tokens: Most padded tokens per forward pass.
+            **representation: Overrides of the artifact's pooling, normalize, layers,
+                combine, long_text and stride.
+
+        Raises:
+            FileNotFoundError: If ``path`` is not an artifact.
+            ArtifactIntegrityError: If a file is missing or altered.
+            ModelLoadError: If the manifest or a file cannot be used.
+        """
+        artifact = Artifact.open(path)
+        manifest = artifact.manifest
+        chosen_providers = check_providers(providers)
+        chosen = choose_precision(manifest, precision, chosen_providers)
+        try:
+            spec = ModelSpec.from_dict(manifest["model"])
+            tokenizer = Tokenizer.from_str(artifact.read("tokenizer.json").decode("utf-8"))
+            session = make_session(
+                artifact.read(manifest["variants"][chosen]["file"]),
+                providers=chosen_providers,
+                threads=threads,
+            )
+        except (KeyError, TypeError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
+            raise ModelLoadError(f"Cannot load artifact {artifact.path}: {err}") from err
+        extra = {} if max_tokens is None else {"max_tokens": max_tokens}
+        encoder = cls(
+            session,
+            tokenizer,
+            spec,
+            representation=spec.representation.updated(**representation),
+            batch_size=batch_size,
+            **extra,
+        )
+        encoder.path = artifact.path
+        encoder.precision = chosen
+        encoder._reload_args = {
+            "precision": chosen,
+            "providers": providers,
+            "threads": threads,
+            "batch_size": batch_size,
+            "max_tokens": max_tokens,
+            **representation,
+        }
+        return encoder
+
+    def _forward(
+        self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
+    ) -> list[NDArray[np.float32]]:
+        names = [f"hidden_state_{i}" for i in layers]
+        outputs = self.session.run(names, inputs)
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle as a reference: joblib workers and unpickled estimators reload the
+        # (verified) artifact instead of shipping a session.
+        if self.path is None or self._reload_args is None:
+            raise TypeError(
+                "This OnnxEncoder was built from a session, so it cannot be pickled; "
+                "load it with OnnxEncoder.from_dir(path) instead."
+            )
+        return (_reload, (str(self.path), self._reload_args))
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxEncoder(path={str(self.path)!r}, precision={self.precision!r}, "
+            f"dim={self.dim}, pooling={self.representation.pooling.value!r})"
+        )
+
+
+def _reload(path: str, kwargs: dict[str, Any]) -> OnnxEncoder:
+    return OnnxEncoder.from_dir(path, **kwargs)

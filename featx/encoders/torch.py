@@ -1,0 +1,107 @@
+"""The torch backend: the fp32 reference for parity checks, and the base of fine-tuning.
+
+Importing this module imports torch and transformers (the ``export`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from featx.config import ModelSpec
+from featx.encoders.base import TransformerEncoder
+from featx.sources import inspect_folder, transformer_folder
+
+try:
+    import torch
+    import transformers
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "The torch backend needs torch and transformers. Install them with: "
+        "pip install torch==2.13.0 'featx[export]'"
+    ) from err
+
+
+def load_hf_tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's fast tokenizer: its tokenizer.json, or one converted by transformers."""
+    file = model_dir / "tokenizer.json"
+    if file.is_file():
+        tokenizer = Tokenizer.from_file(str(file))
+    else:
+        hf = transformers.AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+        if not getattr(hf, "is_fast", False):
+            raise ValueError(f"{model_dir} has no fast tokenizer, which featx needs.")
+        tokenizer = hf.backend_tokenizer
+    # featx pads and truncates itself; the saved tokenizer carries neither setting.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def load_hf_model(model_dir: Path, *, eager: bool = False) -> torch.nn.Module:
+    """Load the bare encoder (no task head) in fp32 eval mode."""
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
+    model = transformers.AutoModel.from_pretrained(str(model_dir), **kwargs)
+    return model.float().eval()
+
+
+class TorchEncoder(TransformerEncoder):
+    """Text encoder running the Hugging Face model in torch (the fp32 reference).
+
+    Args:
+        model: A Hugging Face base model (``AutoModel``), in eval mode.
+        tokenizer: The model's tokenizer.
+        spec: How to feed the model and pool its output.
+        **options: ``representation``, ``batch_size`` and ``max_tokens``.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Tokenizer, spec: ModelSpec, **options: Any
+    ) -> None:
+        super().__init__(tokenizer, spec, **options)
+        self.model = model
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        spec: ModelSpec | None = None,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        **representation: Any,
+    ) -> TorchEncoder:
+        """Load a Hugging Face or sentence-transformers folder.
+
+        Args:
+            folder: The model folder.
+            spec: How to feed the model; default: read from the folder.
+            batch_size: Most texts per forward pass.
+            max_tokens: Most padded tokens per forward pass.
+            **representation: Overrides of the model's pooling, normalize, layers, ...
+        """
+        root = Path(folder)
+        model_dir = transformer_folder(root)
+        spec = spec or inspect_folder(root)
+        extra = {} if max_tokens is None else {"max_tokens": max_tokens}
+        return cls(
+            load_hf_model(model_dir),
+            load_hf_tokenizer(model_dir),
+            spec,
+            representation=spec.representation.updated(**representation),
+            batch_size=batch_size,
+            **extra,
+        )
+
+    def _forward(
+        self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
+    ) -> list[NDArray[np.float32]]:
+        feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        with torch.inference_mode():
+            out = self.model(**feed, output_hidden_states=True, return_dict=True)
+        return [out.hidden_states[i].float().numpy() for i in layers]

@@ -1,0 +1,72 @@
+"""Torch -> ONNX: the one place that knows how a graph is exported.
+
+The graph takes the family's inputs and returns every hidden state as its own output
+(``hidden_state_0`` = embeddings ... ``hidden_state_N`` = last layer), so one file
+serves every pooling mode, any layer choice, and token features; ONNX Runtime
+computes only what a run asks for. Pooling stays in numpy (featx.pooling).
+
+Why torch's exporter and not optimum's stock configurations: those expose only
+``last_hidden_state`` (and for sentence-transformers folders, the pooled output), not
+the per-layer hidden states that layer choice and token features need.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from featx.config import Family, ModelSpec
+from featx.encoders.torch import load_hf_model
+
+DEFAULT_OPSET = 17
+
+
+class _HiddenStates(torch.nn.Module):
+    """Wraps a Hugging Face base model so that it returns its hidden states as a tuple."""
+
+    def __init__(self, model: torch.nn.Module, spec: ModelSpec) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = spec.input_names
+        self.decoder = spec.family is Family.GPT2
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        kwargs = dict(zip(self.input_names, inputs, strict=True))
+        extra = {}
+        if self.decoder:
+            # transformers builds decoder masks with torch.vmap, which the TorchScript
+            # exporter cannot trace. A ready 4-D additive padding mask is used as given;
+            # eager GPT-2 attention adds its causal mask itself.
+            mask = kwargs["attention_mask"][:, None, None, :].to(torch.float32)
+            kwargs["attention_mask"] = (1.0 - mask) * torch.finfo(torch.float32).min
+            extra["use_cache"] = False
+        out = self.model(**kwargs, output_hidden_states=True, return_dict=True, **extra)
+        return tuple(out.hidden_states)
+
+
+def export_onnx(model_dir: Path, out: Path, spec: ModelSpec, *, opset: int = DEFAULT_OPSET) -> None:
+    """Export the model in ``model_dir`` to ``out`` (fp32, dynamic batch and sequence axes)."""
+    model = load_hf_model(model_dir, eager=True)  # eager attention traces to plain ops
+    outputs = [f"hidden_state_{i}" for i in range(spec.num_layers + 1)]
+    dummy = torch.ones(2, 8, dtype=torch.long)
+    args = tuple(
+        torch.zeros_like(dummy) if n == "token_type_ids" else dummy for n in spec.input_names
+    )
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*spec.input_names, *outputs)}
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated and chatty, but it is the one that
+        # exports all of these families with dynamic shapes today.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _HiddenStates(model, spec),
+            args,
+            str(out),
+            input_names=list(spec.input_names),
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )

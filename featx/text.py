@@ -1,0 +1,134 @@
+"""Text preparation: validate texts, tokenise them the model's way, window long ones.
+
+The tokenizer is the model's own (``tokenizers``), with its truncation set to the model's
+max length and its overflow turned on, so one call yields every window of a long text
+(special tokens included) and the exact token count of the text before truncation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from tokenizers import Encoding, Tokenizer
+
+
+def check_texts(texts: object, what: str = "texts") -> list[str]:
+    """Return ``texts`` as a list of str, or raise a TypeError that says what is wrong.
+
+    Accepts any iterable of str (a list, a tuple, a 1-D numpy array of str, a pandas
+    Series); rejects a bare string, which would otherwise be read as characters.
+    """
+    if isinstance(texts, str | bytes):
+        raise TypeError(
+            f"{what} must be a sequence of str, got a single {type(texts).__name__}; "
+            f"wrap it in a list: [{what[:-1] if what.endswith('s') else what}]."
+        )
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise TypeError(f"{what} must be 1-D, got an array of shape {texts.shape}.")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{what} must be a sequence of str, got {type(texts).__name__}.")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{what}[{i}] is {type(text).__name__} ({text!r:.60}), not str; "
+                "every item must be a string (drop or fill missing values first)."
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Texts cut into model windows.
+
+    Attributes:
+        windows: Token ids of every window, special tokens included, text by text.
+        owner: For each window, the index of its text.
+        n_tokens: For each text, its token count with special tokens, before truncation.
+        truncated: For each text, whether it is longer than the model's max length.
+    """
+
+    windows: list[list[int]]
+    owner: NDArray[np.int64]
+    n_tokens: NDArray[np.int64]
+    truncated: NDArray[np.bool_]
+
+    @property
+    def n_windows(self) -> NDArray[np.int64]:
+        """Windows per text."""
+        return np.bincount(self.owner, minlength=len(self.n_tokens)).astype(np.int64)
+
+
+class TextPreparer:
+    """Tokenise texts into windows of at most ``max_length`` tokens.
+
+    Args:
+        tokenizer: The model's tokenizer; it is copied, not changed.
+        max_length: Maximum tokens per window, special tokens included.
+        fallback_id: Token fed for a text that tokenises to nothing (a decoder without
+            special tokens given ""), so that it still gets a real vector.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_length: int, fallback_id: int) -> None:
+        self._source = tokenizer.to_str()
+        self.max_length = max_length
+        self.fallback_id = fallback_id
+        self.n_special = tokenizer.num_special_tokens_to_add(is_pair=False)
+        if max_length <= self.n_special:
+            raise ValueError(
+                f"max_length={max_length} leaves no room for text next to "
+                f"{self.n_special} special tokens."
+            )
+        self._by_stride: dict[int, Tokenizer] = {}
+        self._lock = threading.Lock()
+
+    def _tokenizer(self, stride: int) -> Tokenizer:
+        # One configured copy per stride: changing truncation on a shared tokenizer
+        # is not safe while another thread encodes with it.
+        with self._lock:
+            tok = self._by_stride.get(stride)
+            if tok is None:
+                tok = Tokenizer.from_str(self._source)
+                tok.no_padding()
+                tok.enable_truncation(self.max_length, stride=stride)
+                self._by_stride[stride] = tok
+            return tok
+
+    def check_stride(self, stride: int) -> None:
+        """Raise ValueError if ``stride`` leaves no new tokens in each window."""
+        room = self.max_length - self.n_special
+        if stride >= room:
+            raise ValueError(
+                f"stride={stride} must be smaller than max_length minus special tokens "
+                f"({room}) so that each window adds new tokens."
+            )
+
+    def tokenize(self, texts: Sequence[str], *, chunk: bool, stride: int) -> Tokenized:
+        """Tokenise ``texts``; keep every window when ``chunk``, else the first only."""
+        self.check_stride(stride)
+        encodings = self._tokenizer(stride).encode_batch(list(texts), add_special_tokens=True)
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        n_tokens = np.empty(len(encodings), dtype=np.int64)
+        for i, enc in enumerate(encodings):
+            overflow: list[Encoding] = enc.overflowing
+            # Each overflow window repeats `stride` tokens of the one before it.
+            n_tokens[i] = len(enc.ids) + sum(len(o.ids) - self.n_special - stride for o in overflow)
+            parts = [enc, *overflow] if chunk else [enc]
+            for part in parts:
+                windows.append(part.ids or [self.fallback_id])
+                owner.append(i)
+        return Tokenized(
+            windows=windows,
+            owner=np.asarray(owner, dtype=np.int64),
+            n_tokens=n_tokens,
+            truncated=n_tokens > self.max_length,
+        )
+
+    def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
+        """Token counts of ``texts`` with special tokens, before any truncation."""
+        return self.tokenize(check_texts(texts), chunk=False, stride=0).n_tokens

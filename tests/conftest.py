@@ -1,0 +1,146 @@
+"""Shared fixtures: tiny random models of every family, exported once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = (
+    "the a an is was are of and to in on for with at by from cat dog man woman guitar "
+    "playing plays eats food fast slow good bad movie film great terrible love hate "
+    "stock market fell rose quick brown fox jumps over lazy text vector model token "
+    "##s ##ing ##ed ##er ##ly , . ! ? ' - 1 2 3 é ü 東 京"
+).split()
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a man is playing a guitar",
+    "a woman eats food at the market",
+    "the movie was great and i love it",
+    "the film was terrible and i hate it",
+    "stock markets fell fast, then rose slowly!",
+    "text vectors from a model, token by token",
+    "naïve café —東京 ünïcödé 1 2 3",
+]
+FAMILIES = ("bert", "roberta", "distilbert", "gpt2")
+MAX_POSITIONS = 64
+
+
+def _wordpiece_dir(out: Path, tokenizer_cls: type) -> None:
+    (out / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS + WORDS) + "\n", encoding="utf-8")
+    tokenizer_cls(vocab_file=str(out / "vocab.txt")).save_pretrained(out)
+
+
+def _bpe_files(out: Path, special: list[str]) -> tuple[str, str]:
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS * 4, vocab_size=400, min_frequency=1, special_tokens=special)
+    bpe.save_model(str(out))
+    return str(out / "vocab.json"), str(out / "merges.txt")
+
+
+def build_tiny_model(family: str, out: Path) -> Path:
+    """Save a tiny random model of ``family`` (config, weights, fast tokenizer) in ``out``."""
+    import torch
+    import transformers as tf
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    common = {"vocab_size": 0, "max_position_embeddings": MAX_POSITIONS}
+    if family == "bert":
+        _wordpiece_dir(out, tf.BertTokenizerFast)
+        vocab = len(SPECIAL_TOKENS + WORDS)
+        config = tf.BertConfig(
+            **{**common, "vocab_size": vocab},
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+        )
+        model = tf.BertModel(config)
+    elif family == "distilbert":
+        _wordpiece_dir(out, tf.DistilBertTokenizerFast)
+        vocab = len(SPECIAL_TOKENS + WORDS)
+        config = tf.DistilBertConfig(
+            **{**common, "vocab_size": vocab}, dim=32, n_layers=2, n_heads=4, hidden_dim=37
+        )
+        model = tf.DistilBertModel(config)
+    elif family == "roberta":
+        vocab_file, merges = _bpe_files(out, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+        tf.RobertaTokenizerFast(vocab_file=vocab_file, merges_file=merges).save_pretrained(out)
+        config = tf.RobertaConfig(
+            vocab_size=400,
+            max_position_embeddings=MAX_POSITIONS + 2,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
+        model = tf.RobertaModel(config, add_pooling_layer=False)
+    elif family == "gpt2":
+        vocab_file, merges = _bpe_files(out, ["<|endoftext|>"])
+        tf.GPT2TokenizerFast(vocab_file=vocab_file, merges_file=merges).save_pretrained(out)
+        config = tf.GPT2Config(
+            vocab_size=400,
+            n_positions=MAX_POSITIONS,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = tf.GPT2Model(config)
+    else:
+        raise ValueError(family)
+    model.eval().save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("torch")
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {family: build_tiny_model(family, root / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(
+    tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    import featx
+
+    root = tmp_path_factory.mktemp("tiny-artifacts")
+    return {
+        family: featx.export(folder, root / family).path
+        for family, folder in tiny_model_dirs.items()
+    }
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    from featx.sources import resolve
+
+    folder = resolve("minilm").folder
+    assert folder is not None
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model exported once (fp32 + int8) for the real-model tests."""
+    import featx
+
+    return featx.export("minilm", tmp_path_factory.mktemp("real") / "minilm").path
