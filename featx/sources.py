@@ -123,7 +123,7 @@ def resolve(name: str | os.PathLike[str]) -> Source:
         if entry.source.startswith("package:"):
             return Source(name=text, folder=_package_folder(entry.source), entry=entry)
         return Source(name=text, hub_id=entry.source, entry=entry)
-    if isinstance(name, os.PathLike) or text.startswith((".", "/", "~")) or path.suffix:
+    if isinstance(name, os.PathLike) or text.startswith((".", "/", "~")):
         raise FileNotFoundError(f"No model folder or artifact at {text!r}.")
     if text.count("/") == 1 and all(text.split("/")):
         return Source(name=text, hub_id=text)

@@ -138,9 +138,19 @@ def default_model_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def featx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private export cache for the whole run, so tests never touch ~/.cache/featx."""
+    cache = tmp_path_factory.mktemp("featx-cache")
+    os.environ["FEATX_CACHE_DIR"] = str(cache)
+    return cache
+
+
 @pytest.fixture(scope="session")
-def real_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model exported once (fp32 + int8) for the real-model tests."""
+def real_artifact(featx_cache: Path) -> Path:
+    """The default model, exported once (fp32 + int8) into the cache by featx.load."""
     import featx
 
-    return featx.export("minilm", tmp_path_factory.mktemp("real") / "minilm").path
+    encoder = featx.load("minilm")
+    assert encoder.path is not None and encoder.path.parent == featx_cache
+    return encoder.path

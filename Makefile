@@ -1,0 +1,35 @@
+# featx developer tasks. Run inside the virtual environment (see README.md).
+PYTHON ?= python
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: help install fix lint typecheck test test-fast check bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install:  ## install featx with every extra used in development (torch CPU build first)
+	$(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -e '.[export,io,dev]'
+
+fix:  ## format and auto-fix lint
+	ruff format featx tests benchmarks
+	ruff check --fix featx tests benchmarks
+
+lint:  ## ruff lint and format check
+	ruff check featx tests benchmarks
+	ruff format --check featx tests benchmarks
+
+typecheck:  ## mypy over the package
+	mypy
+
+test:  ## the whole test suite, real-model tests included
+	$(PYTHON) -m pytest --durations 20
+
+test-fast:  ## skip the real-model tests while iterating
+	$(PYTHON) -m pytest -m 'not real'
+
+check: lint typecheck test  ## what CI runs: lint, types, all tests
+
+bench:  ## speed vs sentence-transformers and STS-B quality (idle machine!)
+	$(PYTHON) benchmarks/bench_encode.py
+	$(PYTHON) benchmarks/bench_quality.py

@@ -1,0 +1,126 @@
+import json
+import shutil
+
+import pytest
+
+import featx
+from featx.artifact import MANIFEST, Artifact, seal, staging
+
+
+@pytest.fixture
+def artifact_copy(tiny_artifacts, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_artifacts["bert"], target)
+    return target
+
+
+def test_manifest_lists_every_file_with_sha256(tiny_artifacts):
+    root = tiny_artifacts["bert"]
+    manifest = json.loads((root / MANIFEST).read_text())
+    on_disk = {p.name for p in root.iterdir()} - {MANIFEST}
+    assert (
+        set(manifest["files"])
+        == on_disk
+        == {"model.onnx", "model_int8.onnx", "tokenizer.json", "parity.json"}
+    )
+    assert all(len(e["sha256"]) == 64 for e in manifest["files"].values())
+    for key in (
+        "featx_version",
+        "source",
+        "model",
+        "opset",
+        "variants",
+        "default_precision",
+        "parity",
+    ):
+        assert key in manifest
+    assert manifest["model"]["family"] == "bert" and manifest["model"]["dim"] == 32
+    assert manifest["source"]["revision"].startswith("sha256:")
+
+
+def test_altered_file_is_refused_on_load(artifact_copy):
+    tok = artifact_copy / "tokenizer.json"
+    data = bytearray(tok.read_bytes())
+    data[10] ^= 1  # same size, one bit flipped
+    tok.write_bytes(bytes(data))
+    with pytest.raises(
+        featx.ArtifactIntegrityError, match="Checksum mismatch for .*tokenizer.json"
+    ):
+        featx.load(artifact_copy)
+
+
+def test_truncated_file_is_refused(artifact_copy):
+    (artifact_copy / "model.onnx").write_bytes(b"broken")
+    with pytest.raises(featx.ArtifactIntegrityError, match="has 6 bytes"):
+        featx.load(artifact_copy, precision="fp32")
+
+
+def test_missing_file_is_refused(artifact_copy):
+    (artifact_copy / "model_int8.onnx").unlink()
+    with pytest.raises(featx.ArtifactIntegrityError, match="missing model_int8.onnx"):
+        featx.load(artifact_copy)
+
+
+def test_unknown_format_version_is_refused(artifact_copy):
+    manifest = json.loads((artifact_copy / MANIFEST).read_text())
+    manifest["format_version"] = 99
+    (artifact_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(featx.ModelLoadError, match="format_version 99"):
+        featx.load(artifact_copy)
+
+
+def test_missing_precision_names_what_exists(artifact_copy):
+    with pytest.raises(ValueError, match="no fp16 graph; it has fp32, int8"):
+        featx.load(artifact_copy, precision="fp16")
+
+
+def test_export_refuses_an_existing_output(tiny_model_dirs, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    with pytest.raises(FileExistsError, match="already exists"):
+        featx.export(tiny_model_dirs["bert"], out)
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="not a featx artifact"):
+        featx.export(tiny_model_dirs["bert"], out, force=True)
+    assert (out / "keep.txt").read_text() == "user data"
+
+
+def test_force_replaces_an_artifact_only_when_the_new_one_is_complete(tiny_model_dirs, tmp_path):
+    out = tmp_path / "art"
+    featx.export(tiny_model_dirs["bert"], out, quantize=False)
+    before = json.loads((out / MANIFEST).read_text())
+    featx.export(tiny_model_dirs["bert"], out, force=True, pooling="cls")
+    after = Artifact.open(out).manifest
+    assert after["model"]["representation"]["pooling"] == "cls"
+    assert "int8" in after["variants"] and "int8" not in before["variants"]
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no staging left behind
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path):
+    bad = tmp_path / "not-a-model"
+    bad.mkdir()
+    (bad / "readme.txt").write_text("hello")
+    with pytest.raises(featx.ModelLoadError, match="no config.json"):
+        featx.export(bad, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-model"]
+
+
+def test_staging_cleans_up_on_error(tmp_path):
+    with pytest.raises(RuntimeError), staging(tmp_path / "x", force=False) as stage:
+        (stage / "f").write_text("partial")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seal_then_open_round_trip(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    seal(tmp_path, {"model": {}, "variants": {}})
+    opened = Artifact.open(tmp_path)
+    assert opened.read("a.txt") == b"hello"
+    with pytest.raises(featx.ArtifactIntegrityError, match="not listed"):
+        opened.read("b.txt")
+
+
+def test_not_an_artifact_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="featx export <model>"):
+        Artifact.open(tmp_path)

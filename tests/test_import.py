@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+
+def test_import_featx_pulls_in_no_heavy_dependency():
+    code = (
+        "import sys, featx; "
+        "print(' '.join(m for m in ('torch', 'transformers', 'optimum', 'flask', 'sklearn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_api_is_explicit():
+    import featx
+
+    assert set(featx.__all__) >= {
+        "load",
+        "export",
+        "Encoder",
+        "OnnxEncoder",
+        "HashEncoder",
+        "Pooling",
+    }
+    for name in featx.__all__:
+        assert hasattr(featx, name), name
