@@ -124,3 +124,23 @@ def test_seal_then_open_round_trip(tmp_path):
 def test_not_an_artifact_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="featx export <model>"):
         Artifact.open(tmp_path)
+
+
+def test_fp16_variant_for_gpus_is_built_and_checked(tiny_model_dirs, tmp_path):
+    result = featx.export(tiny_model_dirs["roberta"], tmp_path / "fp16", fp16=True, quantize=False)
+    assert result.parity["fp16"]["min_cosine"] > 0.999
+    assert result.default_precision == "fp32"  # fp16 is never the CPU default
+    fp16 = featx.load(result.path, precision="fp16")
+    fp32 = featx.load(result.path)
+    texts = ["a man is playing a guitar", "dog"]
+    cos = (fp16.encode(texts, normalize=True) * fp32.encode(texts, normalize=True)).sum(axis=1)
+    assert cos.min() > 0.999
+
+
+def test_unavailable_provider_is_named():
+    from featx.encoders.onnx import check_providers
+
+    with pytest.raises(
+        ValueError, match="not available in this onnxruntime build. Available: .*CPU"
+    ):
+        check_providers(["NoSuchExecutionProvider"])
