@@ -112,3 +112,12 @@ def test_max_length_beyond_positions_is_refused(tiny_model_dirs):
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="Unknown backend 'tf'. Valid values: onnx, torch"):
         featx.load("minilm", backend="tf")
+
+
+def test_unknown_family_in_a_registry_entry_is_named():
+    from featx.sources import RegistryEntry
+
+    with pytest.raises(ValueError, match="Unknown family 't5'. Valid values: 'bert', 'roberta'"):
+        RegistryEntry(
+            alias="x", source="a/b", family="t5", pooling="mean", normalize=True, max_length=8
+        )

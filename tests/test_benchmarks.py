@@ -1,0 +1,111 @@
+"""Smoke test: the benchmark scripts run end to end on a tiny N and write their records.
+
+Speed is not asserted here (benchmarks measure it on an idle machine); this only keeps
+the scripts working.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+DATA = ROOT.parent / "shared" / "data"
+METHODS = ["featx-fp32", "featx-int8", "st-torch"]
+
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(
+        not (DATA / "sst2" / "train.tsv").is_file() or not (DATA / "stsb" / "test.tsv").is_file(),
+        reason=f"benchmark data not found in {DATA}",
+    ),
+]
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_bench_encode_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_encode.jsonl"
+    proc = _run(
+        "bench_encode.py",
+        "--artifact", str(real_artifact),
+        "--st-onnx-dir", str(tmp_path / "st-onnx"),
+        "--methods", *METHODS,
+        "--n-short", "16",
+        "--n-mixed", "8",
+        "--repeats", "1",
+        "--single", "3",
+        "--cold-repeats", "1",
+        "--out", str(out),
+    )  # fmt: skip
+    records = _records(out)
+    assert {r["status"] for r in records} == {"ok"}
+    by = {(r["method"], r["workload"]): r for r in records}
+    assert set(by) == {(m, w) for m in METHODS for w in ("short", "mixed", "single", "cold")}
+    for r in records:
+        assert r["bench"] == "encode"
+        assert r["machine"]["threads"] == 2
+        assert r["machine"]["featx_version"]
+        assert r["machine"]["onnxruntime_version"]
+        assert r["ratio_vs_st_torch"] > 0
+        assert len({x["run_id"] for x in records}) == 1
+    for m in METHODS:
+        for w, n in (("short", 16), ("mixed", 8)):
+            r = by[(m, w)]
+            assert r["n_texts"] == n
+            assert r["texts_per_s"] > 0 and r["tokens_per_s"] > 0
+            assert len(r["times_s"]) == 1
+            assert 0.9 < r["cosine_min"] <= r["cosine_mean"] <= 1 + 1e-6
+        single = by[(m, "single")]
+        assert single["n_calls"] == 3
+        assert 0 < single["latency_ms_p50"] <= single["latency_ms_p95"]
+        cold = by[(m, "cold")]
+        assert cold["cold_start_s"] > 0 and cold["peak_rss_mb"] > 0
+        assert cold["rss_n_texts"] == 16
+    assert by[("featx-fp32", "short")]["cosine_min"] > 0.99
+    assert by[("st-torch", "short")]["ratio_vs_st_torch"] == 1.0
+    assert "| featx-int8 |" in proc.stdout
+    assert not (tmp_path / "st-onnx").exists()  # only made for the st-onnx methods
+
+
+def test_bench_quality_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_quality.jsonl"
+    proc = _run(
+        "bench_quality.py",
+        "--artifact", str(real_artifact),
+        "--methods", *METHODS,
+        "--n-pairs", "24",
+        "--out", str(out),
+    )  # fmt: skip
+    records = _records(out)
+    assert [r["method"] for r in records] == METHODS
+    for r in records:
+        assert r["status"] == "ok" and r["task"] == "stsb-test" and r["n_pairs"] == 24
+        assert math.isfinite(r["spearman_x100"]) and -100 <= r["spearman_x100"] <= 100
+        assert r["reference_x100"] == 82.03
+        assert r["machine"]["git_sha"] is None or len(r["machine"]["git_sha"]) == 40
+    by = {r["method"]: r["spearman_x100"] for r in records}
+    assert abs(by["featx-fp32"] - by["st-torch"]) < 0.5
+    assert "| featx-fp32 |" in proc.stdout
