@@ -26,7 +26,7 @@ from featx.text import TextPreparer, Tokenized, check_texts
 
 # Padded tokens per batch: large enough for efficient GEMMs, small enough that long
 # texts do not blow the cache (measured in benchmarks/README.md).
-DEFAULT_MAX_TOKENS = 2048
+DEFAULT_MAX_TOKENS = 1024
 # Jobs at least this long show a progress bar (when stderr is a terminal).
 PROGRESS_MIN_TEXTS = 2048
 
@@ -130,7 +130,8 @@ class TransformerEncoder(ABC):
     ) -> list[NDArray[np.float32]]:
         """Run the model; return the hidden states (batch, tokens, dim) of ``layers``."""
 
-    def _inputs(self, windows: Sequence[Sequence[int]]) -> dict[str, NDArray[np.int64]]:
+    def model_inputs(self, windows: Sequence[Sequence[int]]) -> dict[str, NDArray[np.int64]]:
+        """Pad token id lists into the model's input arrays (right padding)."""
         ids, mask = pad_batch(windows, self.spec.pad_id)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.spec.input_names:
@@ -241,7 +242,7 @@ class TransformerEncoder(ABC):
 
             bar = tqdm(total=len(lengths), desc="featx encode", unit="text")
         for rows in batches:
-            inputs = self._inputs([tokenized.windows[r] for r in rows])
+            inputs = self.model_inputs([tokenized.windows[r] for r in rows])
             hidden = combine_layers(self._forward(inputs, layers), rep.combine)
             out[rows] = pool(hidden, inputs["attention_mask"], rep.pooling)
             if bar is not None:

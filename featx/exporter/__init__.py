@@ -20,6 +20,7 @@ from typing import Any
 
 from featx._version import __version__
 from featx.artifact import is_artifact, seal, staging, write_json_atomic
+from featx.batching import plan_batches
 from featx.config import Precision
 from featx.errors import ExportError
 from featx.sources import fetch, inspect_folder, resolve, transformer_folder
@@ -30,9 +31,10 @@ try:
 
     from featx.encoders.onnx import OnnxEncoder, make_session
     from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
+    from featx.exporter.calibration import builtin_calibration_texts
     from featx.exporter.onnx import DEFAULT_OPSET, export_onnx
     from featx.exporter.parity import PROBE_TEXTS, Parity, measure
-    from featx.exporter.quantize import INT8_RECIPE, convert_fp16, quantize_int8
+    from featx.exporter.quantize import Feed, convert_fp16, quantize_int8
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError(
         "featx.export needs torch, transformers and onnx. Install them with: "
@@ -79,6 +81,7 @@ def export(
     quantize: bool = True,
     fp16: bool = False,
     probe_texts: Sequence[str] = (),
+    calibration_texts: Sequence[str] = (),
     min_mean_cosine: float = 0.99,
     min_cosine: float = 0.97,
     max_length: int | None = None,
@@ -97,6 +100,8 @@ def export(
             passes the parity gate.
         fp16: Also build an fp16 graph (for GPUs).
         probe_texts: Texts added to the built-in probes for the parity check.
+        calibration_texts: Texts added to the built-in ones that set int8 activation ranges
+            (domain text helps; keep it apart from ``probe_texts`` for an honest gate).
         min_mean_cosine: Gate: mean cosine of int8 vs the torch fp32 reference.
         min_cosine: Gate: minimum cosine of int8 vs the torch fp32 reference.
         max_length: Override the model's max tokens per window.
@@ -125,6 +130,7 @@ def export(
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1, got {value!r}.")
     probes = list(PROBE_TEXTS) + check_texts(probe_texts, "probe_texts")
+    extra_calibration = check_texts(calibration_texts, "calibration_texts")
     source = resolve(model)
     if is_artifact(source.folder or ""):
         raise ValueError(f"{model!r} is already a featx artifact; load it with featx.load().")
@@ -161,12 +167,13 @@ def export(
         default, reason = Precision.FP32.value, "int8 not built (quantize=False)"
         if quantize:
             step()
-            kept = quantize_int8(stage / FILES[Precision.FP32], stage / FILES[Precision.INT8])
-            variants["int8"] = {
-                "file": FILES[Precision.INT8],
-                "recipe": INT8_RECIPE,
-                "fp32_matmuls": kept,
-            }
+            calibration = _calibration_feeds(
+                reference, [*builtin_calibration_texts(), *extra_calibration]
+            )
+            recipe = quantize_int8(
+                stage / FILES[Precision.FP32], stage / FILES[Precision.INT8], calibration
+            )
+            variants["int8"] = {"file": FILES[Precision.INT8], "recipe": recipe}
             int8 = check(Precision.INT8)
             passed = int8.passes(min_mean_cosine=min_mean_cosine, min_cosine=min_cosine)
             parity["int8"] = {**int8.to_dict(), "passes_gate": passed}
@@ -220,6 +227,14 @@ def export(
         )
     logger.info("Wrote %s (default %s: %s)", out_path, default, reason)
     return ExportResult(path=out_path, default_precision=default, parity=parity, reason=reason)
+
+
+def _calibration_feeds(encoder: TorchEncoder, texts: list[str]) -> list[Feed]:
+    """Model inputs for ``texts``, windowed and batched as at inference."""
+    tokenized = encoder.preparer.tokenize(texts, chunk=True, stride=0)
+    lengths = [len(w) for w in tokenized.windows]
+    batches = plan_batches(lengths, batch_size=encoder.batch_size, max_tokens=encoder.max_tokens)
+    return [encoder.model_inputs([tokenized.windows[r] for r in rows]) for rows in batches]
 
 
 @contextmanager

@@ -1,46 +1,151 @@
-"""Post-export graph variants: dynamic int8 for CPUs, fp16 for GPUs."""
+"""Post-export graph variants: int8 for CPUs (smoothed, dynamic), fp16 for GPUs.
+
+Plain dynamic int8 loses accuracy on Transformer encoders because a few channels of
+the LayerNorm outputs are 10-15x larger than the rest, and a dynamic activation scale
+is one per tensor. Following SmoothQuant (Xiao et al., 2023), each LayerNorm-fed MatMul
+is rewritten as ``X @ W == (X / s) @ (s * W)`` with ``s = max|X|^a / max|W|^(1-a)`` per
+input channel, moving the outliers into the weights, which are quantised per channel.
+On all-MiniLM-L6-v2 this lifts the minimum cosine against fp32 from about 0.97 to
+about 0.98 at the same speed (benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import onnx
+import onnxruntime as ort
+from numpy.typing import NDArray
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 logger = logging.getLogger(__name__)
 
+SMOOTH_ALPHA = 0.6  # 0.6-0.7 measured best; 0.5 and >= 0.8 lose accuracy
+LAYER_NORMS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization"}
 
-def quantize_int8(fp32: Path, out: Path, *, exclude: tuple[str, ...] = ()) -> list[str]:
-    """Dynamically quantise the MatMul weights of ``fp32`` to int8, per output channel.
+# Recorded in the manifest so that an artifact says how its int8 graph was made.
+INT8_RECIPE: dict[str, Any] = {
+    "method": "dynamic",
+    "op_types": ["MatMul"],
+    "activations": "uint8, per tensor, at run time",
+    "weights": "int8, per output channel",
+    "smoothing": {"alpha": SMOOTH_ALPHA, "applied_to": "MatMuls fed by a LayerNormalization"},
+}
 
-    Activations are quantised at run time (uint8), weights per channel (int8): the
-    u8s8 path that AVX-512 VNNI and AVX2 both run fast.
+Feed = dict[str, NDArray[np.int64]]
+
+
+def _smoothable(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """LayerNorm outputs -> the MatMuls with a constant 2-D weight that read them."""
+    weights = {i.name: i for i in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    groups: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        act, weight = (node.input[0], node.input[1]) if len(node.input) == 2 else ("", "")
+        if (
+            node.op_type == "MatMul"
+            and weight in weights
+            and len(weights[weight].dims) == 2
+            and act in producer
+            and producer[act].op_type in LAYER_NORMS
+        ):
+            groups.setdefault(act, []).append(node)
+    return groups
+
+
+def _activation_max(
+    model: onnx.ModelProto, names: list[str], calibration: Iterable[Feed]
+) -> dict[str, NDArray[np.float32]]:
+    """Per-channel max |activation| over the real (unpadded) tokens of the calibration feeds."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names
+    )
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    amax: dict[str, NDArray[np.float32]] = {}
+    for feed in calibration:
+        real = feed["attention_mask"].astype(bool)
+        outputs = session.run(names, {k: v for k, v in feed.items() if k in inputs})
+        for name, value in zip(names, outputs, strict=True):
+            channel_max = np.abs(value[real]).max(axis=0)
+            amax[name] = np.maximum(amax.get(name, channel_max), channel_max)
+    return amax
+
+
+def smooth(model: onnx.ModelProto, calibration: Iterable[Feed], alpha: float = SMOOTH_ALPHA) -> int:
+    """Rescale LayerNorm-fed MatMuls in place (an exact rewrite in fp32); return how many."""
+    groups = _smoothable(model)
+    if not groups:
+        return 0
+    weights = {i.name: i for i in model.graph.initializer}
+    amax = _activation_max(model, list(groups), calibration)
+    insert_before: dict[str, onnx.NodeProto] = {}
+    for act, nodes in groups.items():
+        mats = [numpy_helper.to_array(weights[n.input[1]]) for n in nodes]
+        wmax = np.max([np.abs(w).max(axis=1) for w in mats], axis=0)
+        scale = np.maximum(amax[act], 1e-5) ** alpha / np.maximum(wmax, 1e-5) ** (1 - alpha)
+        scale = np.clip(scale, 1e-3, 1e3).astype(np.float32)
+        inverse, smoothed = f"{act}/smooth_inv", f"{act}/smoothed"
+        model.graph.initializer.append(numpy_helper.from_array(1.0 / scale, inverse))
+        insert_before[nodes[0].name] = helper.make_node(
+            "Mul", [act, inverse], [smoothed], name=f"{nodes[0].name}/SmoothMul"
+        )
+        for node, mat in zip(nodes, mats, strict=True):
+            name = f"{node.input[1]}/smoothed"
+            model.graph.initializer.append(numpy_helper.from_array(mat * scale[:, None], name))
+            node.input[0], node.input[1] = smoothed, name
+    ordered = []
+    for node in model.graph.node:
+        if node.name in insert_before:
+            ordered.append(insert_before[node.name])
+        ordered.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return sum(len(nodes) for nodes in groups.values())
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[str, Any]:
+    """Write a smoothed, dynamically quantised int8 copy of ``fp32`` to ``out``.
 
     Args:
         fp32: The exported fp32 graph.
         out: Where to write the int8 graph.
-        exclude: Substrings of node names to keep in fp32 (the most sensitive MatMuls).
+        calibration: Model inputs (padded batches) of representative texts, used only to
+            measure activation ranges for smoothing.
 
     Returns:
-        The names of the MatMul nodes left in fp32.
+        What was done, for the manifest (the recipe and the number of smoothed MatMuls).
     """
-    graph = onnx.load(str(fp32), load_external_data=False).graph
-    kept = [
-        n.name for n in graph.node if n.op_type == "MatMul" and any(p in n.name for p in exclude)
-    ]
-    quantize_dynamic(
-        str(fp32),
-        str(out),
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        reduce_range=False,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=kept,
-        extra_options={"MatMulConstBOnly": True},
-    )
-    logger.info("int8: %d MatMul nodes kept in fp32", len(kept))
-    return kept
+    model = onnx.load(str(fp32))
+    n_smoothed = smooth(model, calibration)
+    smoothed = out.with_name(out.name + ".smoothed.onnx")
+    onnx.save(model, str(smoothed))
+    try:
+        quantize_dynamic(
+            str(smoothed),
+            str(out),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            reduce_range=False,  # VNNI and AVX2 u8s8 kernels use the full range
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        smoothed.unlink(missing_ok=True)
+    logger.info("int8: %d MatMuls smoothed before quantisation", n_smoothed)
+    return {**INT8_RECIPE, "n_smoothed_matmuls": n_smoothed}
 
 
 def convert_fp16(fp32: Path, out: Path) -> None:
@@ -49,12 +154,3 @@ def convert_fp16(fp32: Path, out: Path) -> None:
 
     model = onnx.load(str(fp32))
     onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out))
-
-
-# Recorded in the manifest so that an artifact says how its int8 graph was made.
-INT8_RECIPE = {
-    "method": "dynamic",
-    "op_types": ["MatMul"],
-    "activations": "uint8",
-    "weights": "int8, per channel",
-}
