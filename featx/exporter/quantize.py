@@ -116,6 +116,13 @@ def smooth(model: onnx.ModelProto, calibration: Iterable[Feed], alpha: float = S
     return sum(len(nodes) for nodes in groups.values())
 
 
+class _DropPreprocessHint(logging.Filter):
+    """onnxruntime's quantiser logs this on the root logger for every transformer model."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[str, Any]:
     """Write a smoothed, dynamically quantised int8 copy of ``fp32`` to ``out``.
 
@@ -132,6 +139,8 @@ def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[st
     n_smoothed = smooth(model, calibration)
     smoothed = out.with_name(out.name + ".smoothed.onnx")
     onnx.save(model, str(smoothed))
+    hint_filter = _DropPreprocessHint()
+    logging.getLogger().addFilter(hint_filter)
     try:
         quantize_dynamic(
             str(smoothed),
@@ -143,6 +152,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[st
             extra_options={"MatMulConstBOnly": True},
         )
     finally:
+        logging.getLogger().removeFilter(hint_filter)
         smoothed.unlink(missing_ok=True)
     logger.info("int8: %d MatMuls smoothed before quantisation", n_smoothed)
     return {**INT8_RECIPE, "n_smoothed_matmuls": n_smoothed}
