@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from featx._version import __version__
 from featx.artifact import FORMAT_VERSION, Artifact, is_artifact
 from featx.encoders.base import TransformerEncoder
 from featx.sources import Source, default_model, fetch, inspect_folder, resolve
@@ -29,7 +30,12 @@ def cache_dir() -> Path:
 
 def _cache_key(source: Source, export_options: dict[str, Any]) -> str:
     """A stable name for the exported copy of ``source`` with ``export_options``."""
-    identity: dict[str, Any] = {"format": FORMAT_VERSION, "options": export_options}
+    # A new featx version may export differently (say, a better int8 recipe): re-export.
+    identity: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "featx": __version__,
+        "options": export_options,
+    }
     if source.folder is not None:
         # Path plus size and mtime of every file: a changed model folder is re-exported.
         root = source.folder

@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 from tokenizers import Encoding, Tokenizer
 
+TOKENIZE_BLOCK = 1024  # texts tokenised at once
+
 
 def check_texts(texts: object, what: str = "texts") -> list[str]:
     """Return ``texts`` as a list of str, or raise a TypeError that says what is wrong.
@@ -52,7 +54,7 @@ class Tokenized:
         truncated: For each text, whether it is longer than the model's max length.
     """
 
-    windows: list[list[int]]
+    windows: list[NDArray[np.int32]]
     owner: NDArray[np.int64]
     n_tokens: NDArray[np.int64]
     truncated: NDArray[np.bool_]
@@ -110,18 +112,28 @@ class TextPreparer:
     def tokenize(self, texts: Sequence[str], *, chunk: bool, stride: int) -> Tokenized:
         """Tokenise ``texts``; keep every window when ``chunk``, else the first only."""
         self.check_stride(stride)
-        encodings = self._tokenizer(stride).encode_batch(list(texts), add_special_tokens=True)
-        windows: list[list[int]] = []
+        tokenizer = self._tokenizer(stride)
+        windows: list[NDArray[np.int32]] = []
         owner: list[int] = []
-        n_tokens = np.empty(len(encodings), dtype=np.int64)
-        for i, enc in enumerate(encodings):
-            overflow: list[Encoding] = enc.overflowing
-            # Each overflow window repeats `stride` tokens of the one before it.
-            n_tokens[i] = len(enc.ids) + sum(len(o.ids) - self.n_special - stride for o in overflow)
-            parts = [enc, *overflow] if chunk else [enc]
-            for part in parts:
-                windows.append(part.ids or [self.fallback_id])
-                owner.append(i)
+        n_tokens = np.empty(len(texts), dtype=np.int64)
+        # Encodings carry strings and offsets: tokenise in blocks and keep only the ids,
+        # so memory stays flat however many texts come in.
+        for start in range(0, len(texts), TOKENIZE_BLOCK):
+            block = list(texts[start : start + TOKENIZE_BLOCK])
+            # encode_batch fans out to a thread pool: worth it for many texts, not for one.
+            if len(block) == 1:
+                encodings = [tokenizer.encode(block[0], add_special_tokens=True)]
+            else:
+                encodings = tokenizer.encode_batch(block, add_special_tokens=True)
+            for i, enc in enumerate(encodings, start=start):
+                overflow: list[Encoding] = enc.overflowing
+                # Each overflow window repeats `stride` tokens of the one before it.
+                n_tokens[i] = len(enc.ids) + sum(
+                    len(o.ids) - self.n_special - stride for o in overflow
+                )
+                for part in [enc, *overflow] if chunk else [enc]:
+                    windows.append(np.asarray(part.ids or [self.fallback_id], dtype=np.int32))
+                    owner.append(i)
         return Tokenized(
             windows=windows,
             owner=np.asarray(owner, dtype=np.int64),

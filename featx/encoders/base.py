@@ -201,7 +201,7 @@ class TransformerEncoder(ABC):
         if unknown:
             valid = ", ".join(Representation.__dataclass_fields__)
             raise TypeError(f"Unknown option(s) {sorted(unknown)}. Valid: {valid}.")
-        rep = self.representation.updated(**overrides)
+        rep = self.representation.updated(**overrides) if overrides else self.representation
         layers = self._layer_indices(rep)
         items = check_texts(texts)
         chunk = rep.long_text is not LongText.TRUNCATE
