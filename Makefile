@@ -33,3 +33,4 @@ check: lint typecheck test  ## what CI runs: lint, types, all tests
 bench:  ## speed vs sentence-transformers and STS-B quality (idle machine!)
 	$(PYTHON) benchmarks/bench_encode.py
 	$(PYTHON) benchmarks/bench_quality.py
+	$(PYTHON) benchmarks/bench_cli.py

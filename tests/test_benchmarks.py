@@ -109,3 +109,23 @@ def test_bench_quality_smoke(real_artifact: Path, tmp_path: Path) -> None:
     by = {r["method"]: r["spearman_x100"] for r in records}
     assert abs(by["featx-fp32"] - by["st-torch"]) < 0.5
     assert "| featx-fp32 |" in proc.stdout
+
+
+def test_bench_cli_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_cli.jsonl"
+    proc = _run(
+        "bench_cli.py",
+        "--artifact",
+        str(real_artifact),
+        "--repeats",
+        "1",
+        "--n-texts",
+        "20",
+        "--out",
+        str(out),
+    )
+    assert "start to exit" in proc.stdout
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["torch_imported"] is False  # the inference path never imports torch
+    assert record["one_sentence_wall_s_median"] > 0 and record["n_texts_peak_rss_mb"] > 0
+    assert record["n_texts"] == 20 and record["featx_version"]
