@@ -129,3 +129,25 @@ def test_bench_cli_smoke(real_artifact: Path, tmp_path: Path) -> None:
     assert record["torch_imported"] is False  # the inference path never imports torch
     assert record["one_sentence_wall_s_median"] > 0 and record["n_texts_peak_rss_mb"] > 0
     assert record["n_texts"] == 20 and record["featx_version"]
+
+
+def test_bench_int8_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_int8.jsonl"
+    proc = _run(
+        "bench_int8.py",
+        "--artifact",
+        str(real_artifact),
+        "--n-short",
+        "16",
+        "--n-mixed",
+        "8",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert "smoothed a=0.6" in proc.stdout
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 6 and records[0]["variant"] == "fp32 (reference)"
+    assert records[0]["cos_min_short"] > 0.9999  # the reference against itself
+    assert all(r["texts_per_s_short"] > 0 and 0.5 < r["cos_mean_mixed"] <= 1.0001 for r in records)

@@ -22,6 +22,7 @@ from featx._version import __version__
 from featx.artifact import is_artifact, seal, staging, write_json_atomic
 from featx.batching import plan_batches
 from featx.config import Precision
+from featx.encoders.base import TransformerEncoder
 from featx.errors import ExportError
 from featx.sources import fetch, inspect_folder, resolve, transformer_folder
 from featx.text import check_texts
@@ -69,9 +70,11 @@ class ExportResult:
     reason: str
 
 
-def _parity(reference: Any, candidate: Any, texts: list[str]) -> Parity:
-    options = {"long_text": "chunk_mean", "show_progress": False}
-    return measure(reference.encode(texts, **options), candidate.encode(texts, **options))
+def _parity(
+    reference: TransformerEncoder, candidate: TransformerEncoder, texts: list[str]
+) -> Parity:
+    expected = reference.encode(texts, long_text="chunk_mean", show_progress=False)
+    return measure(expected, candidate.encode(texts, long_text="chunk_mean", show_progress=False))
 
 
 def export(
@@ -167,7 +170,7 @@ def export(
         default, reason = Precision.FP32.value, "int8 not built (quantize=False)"
         if quantize:
             step()
-            calibration = _calibration_feeds(
+            calibration = calibration_feeds(
                 reference, [*builtin_calibration_texts(), *extra_calibration]
             )
             recipe = quantize_int8(
@@ -229,7 +232,7 @@ def export(
     return ExportResult(path=out_path, default_precision=default, parity=parity, reason=reason)
 
 
-def _calibration_feeds(encoder: TorchEncoder, texts: list[str]) -> list[Feed]:
+def calibration_feeds(encoder: TransformerEncoder, texts: list[str]) -> list[Feed]:
     """Model inputs for ``texts``, windowed and batched as at inference."""
     tokenized = encoder.preparer.tokenize(texts, chunk=True, stride=0)
     lengths = [len(w) for w in tokenized.windows]

@@ -123,7 +123,14 @@ class _DropPreprocessHint(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[str, Any]:
+def quantize_int8(
+    fp32: Path,
+    out: Path,
+    calibration: Iterable[Feed],
+    *,
+    alpha: float | None = SMOOTH_ALPHA,
+    per_channel: bool = True,
+) -> dict[str, Any]:
     """Write a smoothed, dynamically quantised int8 copy of ``fp32`` to ``out``.
 
     Args:
@@ -131,12 +138,14 @@ def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[st
         out: Where to write the int8 graph.
         calibration: Model inputs (padded batches) of representative texts, used only to
             measure activation ranges for smoothing.
+        alpha: Smoothing strength; ``None`` skips smoothing (plain dynamic int8).
+        per_channel: One weight scale per output channel (else one per tensor).
 
     Returns:
         What was done, for the manifest (the recipe and the number of smoothed MatMuls).
     """
     model = onnx.load(str(fp32))
-    n_smoothed = smooth(model, calibration)
+    n_smoothed = 0 if alpha is None else smooth(model, calibration, alpha)
     smoothed = out.with_name(out.name + ".smoothed.onnx")
     onnx.save(model, str(smoothed))
     hint_filter = _DropPreprocessHint()
@@ -146,7 +155,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[st
             str(smoothed),
             str(out),
             op_types_to_quantize=["MatMul"],
-            per_channel=True,
+            per_channel=per_channel,
             reduce_range=False,  # VNNI and AVX2 u8s8 kernels use the full range
             weight_type=QuantType.QInt8,
             extra_options={"MatMulConstBOnly": True},
@@ -155,7 +164,12 @@ def quantize_int8(fp32: Path, out: Path, calibration: Iterable[Feed]) -> dict[st
         logging.getLogger().removeFilter(hint_filter)
         smoothed.unlink(missing_ok=True)
     logger.info("int8: %d MatMuls smoothed before quantisation", n_smoothed)
-    return {**INT8_RECIPE, "n_smoothed_matmuls": n_smoothed}
+    return {
+        **INT8_RECIPE,
+        "weights": f"int8, per {'output channel' if per_channel else 'tensor'}",
+        "smoothing": {**INT8_RECIPE["smoothing"], "alpha": alpha},
+        "n_smoothed_matmuls": n_smoothed,
+    }
 
 
 def convert_fp16(fp32: Path, out: Path) -> None:
