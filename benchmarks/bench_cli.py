@@ -57,8 +57,7 @@ def featx_embed(args: list[str], stdin: str | None = None) -> tuple[float, int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
-    parser.add_argument("--artifact", type=Path, default=common.DEFAULT_ARTIFACT)
+    common.add_data_args(parser)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-texts", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "bench_cli.jsonl")

@@ -30,19 +30,7 @@ import common  # noqa: E402
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA, help="shared/data")
-    parser.add_argument(
-        "--artifact",
-        type=Path,
-        default=common.DEFAULT_ARTIFACT,
-        help="featx artifact of the default model (exported there once if missing)",
-    )
-    parser.add_argument(
-        "--st-onnx-dir",
-        type=Path,
-        default=common.DEFAULT_ST_ONNX_DIR,
-        help="where sentence-transformers' ONNX export of the model is kept (made once)",
-    )
+    common.add_data_args(parser, st_onnx=True)
     parser.add_argument(
         "--workloads", nargs="+", default=["short", "mixed"], choices=["short", "mixed"]
     )

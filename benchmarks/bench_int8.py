@@ -46,8 +46,7 @@ def stsb_spearman(encoder: Any, data: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
-    parser.add_argument("--artifact", type=Path, default=common.DEFAULT_ARTIFACT)
+    common.add_data_args(parser)
     parser.add_argument("--n-short", type=int, default=4096)
     parser.add_argument("--n-mixed", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)

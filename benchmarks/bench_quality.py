@@ -30,19 +30,7 @@ DEFAULT_METHODS = ["featx-fp32", "featx-int8", "st-torch"]
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA, help="shared/data")
-    parser.add_argument(
-        "--artifact",
-        type=Path,
-        default=common.DEFAULT_ARTIFACT,
-        help="featx artifact of the default model (exported there once if missing)",
-    )
-    parser.add_argument(
-        "--st-onnx-dir",
-        type=Path,
-        default=common.DEFAULT_ST_ONNX_DIR,
-        help="sentence-transformers' ONNX export (only for the st-onnx methods)",
-    )
+    common.add_data_args(parser, st_onnx=True)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=common.METHODS)
     parser.add_argument("--n-pairs", type=int, default=0, help="first N test pairs (0: all)")
     parser.add_argument("--threads", type=int, default=2)

@@ -63,6 +63,24 @@ FP32_METHODS = ("st-torch", "st-onnx", "featx-fp32")
 # --------------------------------------------------------------------------- machine
 
 
+def add_data_args(parser: Any, *, st_onnx: bool = False) -> None:
+    """The arguments every benchmark takes: data folder, featx artifact (, ST ONNX dir)."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared/data")
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        default=DEFAULT_ARTIFACT,
+        help="featx artifact of the default model (exported there once if missing)",
+    )
+    if st_onnx:
+        parser.add_argument(
+            "--st-onnx-dir",
+            type=Path,
+            default=DEFAULT_ST_ONNX_DIR,
+            help="where sentence-transformers' ONNX export of the model is kept (made once)",
+        )
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
