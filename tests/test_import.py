@@ -25,3 +25,12 @@ def test_public_api_is_explicit():
     }
     for name in featx.__all__:
         assert hasattr(featx, name), name
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import featx.encoders.fake
+
+    result = doctest.testmod(featx.encoders.fake)
+    assert result.attempted >= 1 and result.failed == 0
