@@ -25,6 +25,7 @@ from featx.errors import (
 )
 
 if TYPE_CHECKING:
+    from featx.embedder import Embedder
     from featx.exporter import ExportResult
 
 
@@ -38,6 +39,15 @@ def export(
     from featx.exporter import export as _export
 
     return _export(model, out, **options)
+
+
+def __getattr__(name: str) -> Any:
+    # scikit-learn takes ~0.5 s to import: only code that uses Embedder pays for it.
+    if name == "Embedder":
+        from featx.embedder import Embedder
+
+        return Embedder
+    raise AttributeError(f"module 'featx' has no attribute {name!r}")
 
 
 def models() -> dict[str, dict[str, Any]]:
@@ -61,6 +71,7 @@ def models() -> dict[str, dict[str, Any]]:
 __all__ = [
     "ArtifactIntegrityError",
     "EncodeResult",
+    "Embedder",
     "Encoder",
     "ExportError",
     "FeatxError",

@@ -30,7 +30,9 @@ def test_public_api_is_explicit():
 def test_docstring_examples_run():
     import doctest
 
+    import featx.embedder
     import featx.encoders.fake
 
-    result = doctest.testmod(featx.encoders.fake)
-    assert result.attempted >= 1 and result.failed == 0
+    for module in (featx.encoders.fake, featx.embedder):
+        result = doctest.testmod(module)
+        assert result.attempted >= 1 and result.failed == 0, module.__name__

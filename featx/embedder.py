@@ -1,0 +1,161 @@
+"""Embedder: a scikit-learn transformer from texts (or text pairs) to embeddings.
+
+``Pipeline([("embed", Embedder("minilm")), ("clf", LogisticRegression())])`` just works:
+``__init__`` only stores, ``fit`` loads the encoder, and the fitted encoder pickles as a
+reference (artifact path and options), so clones and joblib workers stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from featx.encoders.base import Encoder
+from featx.text import check_texts
+
+_REPRESENTATION = ("pooling", "normalize", "layers", "combine", "long_text")
+
+
+class Embedder(TransformerMixin, BaseEstimator):
+    """Embed texts with a featx encoder inside scikit-learn pipelines.
+
+    Args:
+        model: An artifact directory, alias, hub id or model folder (loaded with
+            :func:`featx.load`), or a ready encoder such as ``HashEncoder()``.
+        pooling: Pooling override (``"mean"``, ``"cls"``, ``"max"``, ...); ``None`` keeps
+            the model's.
+        normalize: L2-normalise override; ``None`` keeps the model's.
+        layers: Hidden-state layer(s) override, e.g. ``-1`` or ``(-4, -3, -2, -1)``.
+        combine: How several layers combine: ``"mean"`` or ``"concat"``.
+        long_text: ``"truncate"``, ``"chunk_mean"`` or ``"chunk_max"``.
+        batch_size: Most texts per forward pass.
+        precision: ``"fp32"`` or ``"int8"``; ``None`` takes the artifact's default.
+        threads: ONNX Runtime threads; ``None`` uses every core this process may use.
+
+    Input is a sequence of str (list, 1-D array, pandas Series) or, for sentence pairs, a
+    two-column array or DataFrame: pairs give SBERT features ``[u, v, |u - v|, u * v]``.
+
+    Example:
+        >>> from featx import Embedder, HashEncoder
+        >>> Embedder(HashEncoder(dim=4)).fit_transform(["a cat", "a dog"]).shape
+        (2, 4)
+    """
+
+    def __init__(
+        self,
+        model: str | Encoder | None = None,
+        *,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        layers: int | Sequence[int] | None = None,
+        combine: str | None = None,
+        long_text: str | None = None,
+        batch_size: int = 32,
+        precision: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.model = model
+        self.pooling = pooling
+        self.normalize = normalize
+        self.layers = layers
+        self.combine = combine
+        self.long_text = long_text
+        self.batch_size = batch_size
+        self.precision = precision
+        self.threads = threads
+
+    def _options(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _REPRESENTATION if getattr(self, k) is not None}
+
+    def fit(self, X: Any, y: object = None) -> Embedder:
+        """Load the encoder; ``X`` and ``y`` are accepted for the pipeline contract only."""
+        if self.model is None:
+            raise ValueError(
+                "Embedder needs `model`: an artifact made by `featx export`, an alias such as "
+                "'minilm', a model folder, or an encoder such as featx.HashEncoder()."
+            )
+        if isinstance(self.model, str):
+            import featx
+
+            self.encoder_: Any = featx.load(
+                self.model,
+                precision=self.precision,
+                threads=self.threads,
+                batch_size=self.batch_size,
+                **self._options(),
+            )
+        elif isinstance(self.model, Encoder):
+            self.encoder_ = self.model
+        else:
+            raise TypeError(
+                f"Embedder(model=...) takes a str or an encoder, got {type(self.model).__name__}."
+            )
+        dim = self.encoder_.encode(["featx"], **self._encode_options()).shape[1]
+        self.n_pair_columns_ = _pair_columns(X)
+        self.n_features_out_ = dim * (4 if self.n_pair_columns_ == 2 else 1)
+        return self
+
+    def _encode_options(self) -> dict[str, Any]:
+        # A string model already has the options in its encoder; an encoder gets them here.
+        return {} if isinstance(self.model, str) else self._options()
+
+    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        return np.asarray(self.encoder_.encode(texts, **self._encode_options()), dtype=np.float32)
+
+    def transform(self, X: Any) -> NDArray[np.float32]:
+        """Embed ``X`` -> float32 array (n, dim), or (n, 4 * dim) for sentence pairs."""
+        check_is_fitted(self, "encoder_")
+        columns = _pair_columns(X)
+        if columns != self.n_pair_columns_:
+            raise ValueError(
+                f"Embedder was fitted on {self.n_pair_columns_ or 'single'}-column input but got "
+                f"{columns or 'single'}-column input."
+            )
+        if columns == 2:
+            pairs = np.asarray(X, dtype=object)
+            u = self._embed(check_texts(pairs[:, 0], "X[:, 0]"))
+            v = self._embed(check_texts(pairs[:, 1], "X[:, 1]"))
+            return np.hstack([u, v, np.abs(u - v), u * v]).astype(np.float32)
+        return self._embed(check_texts(_column(X), "X"))
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """Output column names: ``embed0..``; for pairs ``u0.., v0.., absdiff0.., prod0..``."""
+        check_is_fitted(self, "n_features_out_")
+        if self.n_pair_columns_ == 2:
+            dim = self.n_features_out_ // 4
+            parts = ("u", "v", "absdiff", "prod")
+            return np.asarray([f"{p}{i}" for p in parts for i in range(dim)], dtype=object)
+        return np.asarray([f"embed{i}" for i in range(self.n_features_out_)], dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+def _pair_columns(X: Any) -> int:
+    """2 for a two-column table of text pairs, 0 for a flat sequence of texts."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        if shape[1] == 1:
+            return 0
+        if shape[1] != 2:
+            raise ValueError(
+                f"Embedder takes texts or two columns of text pairs, got {shape[1]} columns."
+            )
+        return 2
+    return 0
+
+
+def _column(X: Any) -> Any:
+    """A one-column table as a flat sequence."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return np.asarray(X, dtype=object)[:, 0]
+    return X

@@ -1,0 +1,98 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+import featx
+from featx import Embedder, HashEncoder
+
+TEXTS = [
+    "a great movie",
+    "a terrible film",
+    "i love it",
+    "i hate it",
+    "great fun",
+    "awful mess",
+] * 3
+LABELS = [1, 0, 1, 0, 1, 0] * 3
+
+
+def test_init_only_stores_and_clone_keeps_params():
+    embedder = Embedder("no-such-model-yet", pooling="cls", layers=(-2, -1), batch_size=8)
+    params = embedder.get_params()
+    assert params["model"] == "no-such-model-yet" and params["layers"] == (-2, -1)
+    twin = clone(embedder).set_params(pooling="max")
+    assert twin.pooling == "max" and embedder.pooling == "cls"
+
+
+def test_fit_transform_on_hash_encoder_accepts_lists_arrays_and_series():
+    pd = pytest.importorskip("pandas")
+    embedder = Embedder(HashEncoder(dim=8)).fit(TEXTS)
+    expected = HashEncoder(dim=8).encode(TEXTS)
+    for X in (TEXTS, np.array(TEXTS), pd.Series(TEXTS), pd.DataFrame({"text": TEXTS})):
+        np.testing.assert_array_equal(embedder.transform(X), expected)
+    assert embedder.n_features_out_ == 8
+    assert list(embedder.get_feature_names_out()[:2]) == ["embed0", "embed1"]
+
+
+def test_pipeline_with_a_classifier_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    pipe = Pipeline([("embed", Embedder(HashEncoder(dim=16))), ("clf", LogisticRegression())])
+    pipe.fit(TEXTS, LABELS)
+    assert pipe.score(TEXTS, LABELS) == 1.0
+    frame = Embedder(HashEncoder(dim=4)).set_output(transform="pandas").fit_transform(TEXTS)
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == [
+        f"embed{i}" for i in range(4)
+    ]
+
+
+def test_sentence_pairs_give_sbert_features():
+    pairs = np.array([["a cat", "a dog"], ["a great movie", "a great film"]], dtype=object)
+    embedder = Embedder(HashEncoder(dim=4)).fit(pairs)
+    out = embedder.transform(pairs)
+    u, v = HashEncoder(dim=4).encode(pairs[:, 0]), HashEncoder(dim=4).encode(pairs[:, 1])
+    np.testing.assert_allclose(out, np.hstack([u, v, np.abs(u - v), u * v]))
+    assert embedder.get_feature_names_out()[[0, 4, 8, 12]].tolist() == [
+        "u0",
+        "v0",
+        "absdiff0",
+        "prod0",
+    ]
+
+
+def test_real_artifact_pipeline_grid_search_and_pickle(tiny_artifacts):
+    path = str(tiny_artifacts["bert"])
+    embedder = Embedder(path, pooling="max", precision="fp32").fit(TEXTS)
+    direct = featx.load(path, precision="fp32").encode(TEXTS, pooling="max")
+    np.testing.assert_allclose(embedder.transform(TEXTS), direct, atol=1e-6)
+    again = pickle.loads(pickle.dumps(embedder))  # the encoder travels as a reference
+    np.testing.assert_allclose(again.transform(TEXTS), direct, atol=1e-6)
+    pipe = Pipeline([("embed", Embedder(path)), ("clf", LogisticRegression(max_iter=500))])
+    search = GridSearchCV(
+        pipe, {"embed__pooling": ["mean", "cls"], "embed__layers": [-1, (-2, -1)]}, cv=2
+    )
+    search.fit(TEXTS, LABELS)
+    assert search.best_params_["embed__pooling"] in ("mean", "cls")
+    assert len(search.cv_results_["params"]) == 4
+
+
+def test_bad_input_is_explained():
+    with pytest.raises(ValueError, match="Embedder needs `model`"):
+        Embedder().fit(TEXTS)
+    with pytest.raises(TypeError, match="takes a str or an encoder, got int"):
+        Embedder(3).fit(TEXTS)
+    fitted = Embedder(HashEncoder()).fit(TEXTS)
+    with pytest.raises(TypeError, match="single str"):
+        fitted.transform("one text")
+    with pytest.raises(ValueError, match="got 3 columns"):
+        fitted.transform(np.array([["a", "b", "c"]]))
+    with pytest.raises(ValueError, match="fitted on single-column input but got 2-column"):
+        fitted.transform(np.array([["a", "b"]]))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Embedder(HashEncoder()).transform(TEXTS)
