@@ -294,3 +294,31 @@ def models(as_json: bool) -> None:
             f"{mark} {alias:<16} {e['family']:<10} {e['pooling']:<6} "
             f"norm={str(e['normalize']).lower():<5} max_len={e['max_length']:<5} {e['source']}"
         )
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or clear the embedding cache ($FEATX_CACHE_DIR/embeddings.sqlite)."""
+
+
+@cache.command("info")
+@_friendly_errors
+def cache_info() -> None:
+    """Show the cache file, its rows and sizes."""
+    from featx.cache import EmbeddingCache
+
+    facts = EmbeddingCache().info()
+    for key in ("path", "rows", "vector_bytes", "file_bytes"):
+        click.echo(f"{key}: {facts[key]}")
+
+
+@cache.command("clear")
+@_friendly_errors
+def cache_clear() -> None:
+    """Drop every cached embedding."""
+    from featx.cache import EmbeddingCache
+
+    store = EmbeddingCache()
+    rows = store.info()["rows"]
+    store.clear()
+    click.echo(f"cleared {rows} cached embeddings from {store.path}")

@@ -36,6 +36,8 @@ class Embedder(TransformerMixin, BaseEstimator):
         batch_size: Most texts per forward pass.
         precision: ``"fp32"`` or ``"int8"``; ``None`` takes the artifact's default.
         threads: ONNX Runtime threads; ``None`` uses every core this process may use.
+        cache: Reuse embeddings across fits, folds and processes: ``True`` for the
+            default cache file, a path for another one, ``None``/``False`` for none.
 
     Input is a sequence of str (list, 1-D array, pandas Series) or, for sentence pairs, a
     two-column array or DataFrame: pairs give SBERT features ``[u, v, |u - v|, u * v]``.
@@ -58,6 +60,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         batch_size: int = 32,
         precision: str | None = None,
         threads: int | None = None,
+        cache: bool | str | None = None,
     ) -> None:
         self.model = model
         self.pooling = pooling
@@ -68,6 +71,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.precision = precision
         self.threads = threads
+        self.cache = cache
 
     def _options(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _REPRESENTATION if getattr(self, k) is not None}
@@ -95,9 +99,15 @@ class Embedder(TransformerMixin, BaseEstimator):
             raise TypeError(
                 f"Embedder(model=...) takes a str or an encoder, got {type(self.model).__name__}."
             )
-        dim = self.encoder_.encode(["featx"], **self._encode_options()).shape[1]
+        self.dim_ = self._encode(["featx"]).shape[1]
         self.n_pair_columns_ = _pair_columns(X)
-        self.n_features_out_ = dim * (4 if self.n_pair_columns_ == 2 else 1)
+        self.cache_: Any = None
+        if self.cache:
+            from featx.cache import EmbeddingCache, namespace
+
+            self.cache_ = EmbeddingCache(None if self.cache is True else self.cache)
+            self.cache_space_ = namespace(*self._cache_identity())
+        self.n_features_out_ = self.dim_ * (4 if self.n_pair_columns_ == 2 else 1)
         return self
 
     def _encode_options(self) -> dict[str, Any]:
@@ -105,7 +115,40 @@ class Embedder(TransformerMixin, BaseEstimator):
         return {} if isinstance(self.model, str) else self._options()
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        if not self.cache_:
+            return self._encode(texts)
+        rows, missing = self.cache_.get(self.cache_space_, texts)
+        if missing:
+            todo = list(dict.fromkeys(texts[i] for i in missing))  # each distinct text once
+            fresh = self._encode(todo)
+            self.cache_.put(self.cache_space_, todo, fresh)
+            by_text = dict(zip(todo, fresh, strict=True))
+            rows.update({i: by_text[texts[i]] for i in missing})
+        out = np.empty(
+            (len(texts), self.n_features_out_ // (4 if self.n_pair_columns_ else 1)),
+            dtype=np.float32,
+        )
+        for i, row in rows.items():
+            out[i] = row
+        return out
+
+    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         return np.asarray(self.encoder_.encode(texts, **self._encode_options()), dtype=np.float32)
+
+    def _cache_identity(self) -> list[Any]:
+        """What makes two embeddings of one text equal: the model file and the settings."""
+        encoder = self.encoder_
+        path = getattr(encoder, "path", None)
+        if path is not None:
+            from featx.artifact import Artifact
+
+            manifest = Artifact.open(path).manifest
+            model_file = manifest["variants"][encoder.precision]["file"]
+            model = manifest["files"][model_file]["sha256"]
+        else:
+            model = repr(encoder)
+        rep = getattr(encoder, "representation", None)
+        return [model, rep.to_dict() if rep is not None else None, self._encode_options()]
 
     def transform(self, X: Any) -> NDArray[np.float32]:
         """Embed ``X`` -> float32 array (n, dim), or (n, 4 * dim) for sentence pairs."""

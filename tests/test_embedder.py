@@ -96,3 +96,65 @@ def test_bad_input_is_explained():
 
     with pytest.raises(NotFittedError):
         Embedder(HashEncoder()).transform(TEXTS)
+
+
+class CountingEncoder(HashEncoder):
+    """A HashEncoder that records every text it embeds, across the copies clone() makes."""
+
+    seen: list[str] = []  # a class attribute: clone() deep-copies instances, not classes
+
+    def encode(self, texts, **options):
+        CountingEncoder.seen.extend(texts)
+        return super().encode(texts, **options)
+
+
+def test_cache_lets_a_grid_search_embed_each_text_once(tmp_path):
+    CountingEncoder.seen.clear()
+    encoder = CountingEncoder(8)
+    texts = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    pipe = Pipeline(
+        [
+            ("embed", Embedder(encoder, cache=str(tmp_path / "cache.sqlite"))),
+            ("clf", LogisticRegression()),
+        ]
+    )
+    search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0, 10.0]}, cv=5).fit(texts, labels)
+    embedded = [t for t in CountingEncoder.seen if t != "featx"]  # fit's width probe
+    assert sorted(embedded) == sorted(texts)  # 5 folds x 3 settings + refit: each text once
+    cached = search.best_estimator_.named_steps["embed"].transform(texts)
+    np.testing.assert_allclose(cached, HashEncoder(8).encode(texts))
+    info = search.best_estimator_.named_steps["embed"].cache_.info()
+    assert info["rows"] == 40 and info["misses"] == 0 and info["hits"] >= 40
+
+
+def test_cache_keeps_settings_apart_and_stays_bounded(tiny_artifacts, tmp_path):
+    from featx.cache import EmbeddingCache
+
+    path = str(tmp_path / "cache.sqlite")
+    mean = Embedder(str(tiny_artifacts["bert"]), cache=path).fit(TEXTS)
+    cls = Embedder(str(tiny_artifacts["bert"]), pooling="cls", cache=path).fit(TEXTS)
+    direct = featx.load(tiny_artifacts["bert"])
+    for embedder, pooling in ((mean, "mean"), (cls, "cls"), (mean, "mean")):
+        np.testing.assert_allclose(
+            embedder.transform(TEXTS), direct.encode(TEXTS, pooling=pooling), atol=1e-6
+        )
+    assert mean.cache_.hits == len(TEXTS)  # the second mean pass came from the cache
+    small = EmbeddingCache(tmp_path / "small.sqlite", max_bytes=32 * 4 * 10)
+    small.put("space", [f"t{i}" for i in range(40)], np.ones((40, 32), dtype=np.float32))
+    assert small.info()["rows"] <= 30
+
+
+def test_cache_cli_info_and_clear(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from featx.cache import EmbeddingCache
+    from featx.cli import main
+
+    monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path))
+    EmbeddingCache().put("space", ["a", "b"], np.zeros((2, 4), dtype=np.float32))
+    info = CliRunner().invoke(main, ["cache", "info"])
+    assert info.exit_code == 0 and "rows: 2" in info.output
+    cleared = CliRunner().invoke(main, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "cleared 2 cached embeddings" in cleared.output
+    assert EmbeddingCache().info()["rows"] == 0
