@@ -115,7 +115,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         return {} if isinstance(self.model, str) else self._options()
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        if not self.cache_:
+        if self.cache_ is None:
             return self._encode(texts)
         rows, missing = self.cache_.get(self.cache_space_, texts)
         if missing:
@@ -124,10 +124,7 @@ class Embedder(TransformerMixin, BaseEstimator):
             self.cache_.put(self.cache_space_, todo, fresh)
             by_text = dict(zip(todo, fresh, strict=True))
             rows.update({i: by_text[texts[i]] for i in missing})
-        out = np.empty(
-            (len(texts), self.n_features_out_ // (4 if self.n_pair_columns_ else 1)),
-            dtype=np.float32,
-        )
+        out = np.empty((len(texts), self.dim_), dtype=np.float32)
         for i, row in rows.items():
             out[i] = row
         return out
