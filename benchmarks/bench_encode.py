@@ -148,15 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.warn_if_busy(args.threads)
     machine = common.machine_record(args.threads)
     run = common.run_id()
-    artifact, artifact_status = common.ensure_artifact(args.artifact.resolve())
-    setup = common.Setup(
-        model_folder=common.default_model_folder(),
-        artifact=artifact,
-        st_onnx_dir=args.st_onnx_dir.resolve(),
-        threads=args.threads,
-        batch_size=args.batch_size,
-    )
-    skipped = common.prepare_st_onnx(setup, args.methods)
+    setup, artifact_status, skipped = common.setup_methods(args)
 
     sentences = common.sst2_sentences(args.data)
     workloads = common.build_workloads(args.data, args.workloads, args.n_short, args.n_mixed)
@@ -181,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run_id": run,
         "model": common.DEFAULT_MODEL,
         "model_folder": str(setup.model_folder),
-        **common.artifact_record(artifact),
+        **common.artifact_record(setup.artifact),
         "artifact_status": artifact_status,
         "reference": common.REFERENCE,
         "settings": {
@@ -221,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for workload, texts in workloads.items():
         print(f"[{workload}] {len(texts)} texts x {args.repeats} repeats ...", file=sys.stderr)
-        tokens = common.token_counts(artifact, texts)
+        tokens = common.token_counts(setup.artifact, texts)
         stats = throughput(timed, reference, texts, args.repeats)
         ref_tps = stats.get(common.REFERENCE, {}).get("texts_per_s")
         for name, s in stats.items():

@@ -68,15 +68,7 @@ def spearman_x100(pred: np.ndarray, gold: np.ndarray) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     machine = common.machine_record(args.threads)
-    artifact, artifact_status = common.ensure_artifact(args.artifact.resolve())
-    setup = common.Setup(
-        model_folder=common.default_model_folder(),
-        artifact=artifact,
-        st_onnx_dir=args.st_onnx_dir.resolve(),
-        threads=args.threads,
-        batch_size=args.batch_size,
-    )
-    skipped = common.prepare_st_onnx(setup, args.methods)
+    setup, artifact_status, skipped = common.setup_methods(args)
     first, second, gold = stsb_test(args.data, args.n_pairs)
     unique = sorted(set(first) | set(second))
     index = {s: i for i, s in enumerate(unique)}
@@ -89,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "metric": "spearman_cosine_x100",
         "model": common.DEFAULT_MODEL,
         "model_folder": str(setup.model_folder),
-        **common.artifact_record(artifact),
+        **common.artifact_record(setup.artifact),
         "artifact_status": artifact_status,
         "reference_x100": STSB_REFERENCE_X100,
         "n_pairs": len(gold),

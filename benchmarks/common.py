@@ -379,6 +379,20 @@ def artifact_record(artifact: Path) -> dict[str, Any]:
     }
 
 
+def setup_methods(args: Any) -> tuple[Setup, str, dict[str, str]]:
+    """From parsed arguments: the setup, whether the artifact was reused or exported, and
+    the sentence-transformers ONNX methods skipped (with the reason)."""
+    artifact, artifact_status = ensure_artifact(args.artifact.resolve())
+    setup = Setup(
+        model_folder=default_model_folder(),
+        artifact=artifact,
+        st_onnx_dir=args.st_onnx_dir.resolve(),
+        threads=args.threads,
+        batch_size=args.batch_size,
+    )
+    return setup, artifact_status, prepare_st_onnx(setup, args.methods)
+
+
 def prepare_st_onnx(setup: Setup, methods: Sequence[str]) -> dict[str, str]:
     """Export the ONNX graphs sentence-transformers needs, once; return {method: skip reason}.
 
