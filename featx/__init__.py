@@ -26,7 +26,20 @@ from featx.errors import (
 
 if TYPE_CHECKING:
     from featx.embedder import Embedder
+    from featx.evaluation import Evaluation, evaluate
     from featx.exporter import ExportResult
+    from featx.heads import Task, make_head
+    from featx.predictor import Predictor
+    from featx.training import build_pipeline, train
+
+# Public names that need scikit-learn, imported on first use: module -> names.
+_LAZY = {
+    "featx.embedder": ("Embedder",),
+    "featx.evaluation": ("Evaluation", "evaluate"),
+    "featx.heads": ("Task", "make_head"),
+    "featx.predictor": ("Predictor",),
+    "featx.training": ("build_pipeline", "train"),
+}
 
 
 def export(
@@ -42,11 +55,12 @@ def export(
 
 
 def __getattr__(name: str) -> Any:
-    # scikit-learn takes ~0.5 s to import: only code that uses Embedder pays for it.
-    if name == "Embedder":
-        from featx.embedder import Embedder
+    # scikit-learn takes ~0.5 s to import: only code that uses these names pays for it.
+    import importlib
 
-        return Embedder
+    for module, names in _LAZY.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'featx' has no attribute {name!r}")
 
 
@@ -73,6 +87,7 @@ __all__ = [
     "EncodeResult",
     "Embedder",
     "Encoder",
+    "Evaluation",
     "ExportError",
     "FeatxError",
     "HashEncoder",
@@ -82,12 +97,18 @@ __all__ = [
     "OnnxEncoder",
     "Pooling",
     "Precision",
+    "Predictor",
     "Representation",
+    "Task",
     "TransformerEncoder",
     "TruncationWarning",
     "__version__",
+    "build_pipeline",
     "cache_dir",
+    "evaluate",
     "export",
     "load",
+    "make_head",
     "models",
+    "train",
 ]

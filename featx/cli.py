@@ -10,28 +10,12 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from featx.errors import FeatxError, TruncationWarning
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly_errors(command: F) -> F:
-    """Turn expected errors into a one-line message and exit status 1 (no traceback)."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (FeatxError, ValueError, TypeError, OSError, ImportError) as err:
-            raise click.ClickException(str(err)) from err
-
-    return wrapper  # type: ignore[return-value]
+from featx._cliutil import friendly_errors, parse_layers
+from featx.errors import TruncationWarning
 
 
 def _show_warnings(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -83,7 +67,7 @@ def main(verbose: bool) -> None:
 @click.option("--normalize/--no-normalize", default=None, help="Default L2 normalisation.")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@_friendly_errors
+@friendly_errors
 def export(
     model: str,
     out: str,
@@ -132,17 +116,6 @@ def _parity_line(name: str, figures: dict[str, Any]) -> str:
     )
 
 
-def _layers(value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(int(x) for x in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a comma-separated list of layer indices, e.g. -1 or -4,-3,-2,-1."
-        ) from None
-
-
 @main.command()
 @click.argument("input", required=False)
 @click.option(
@@ -186,7 +159,7 @@ def _layers(value: str | None) -> tuple[int, ...] | None:
     help="Progress bar (default: long jobs on a terminal).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-@_friendly_errors
+@friendly_errors
 def embed(
     input: str | None,
     model: str | None,
@@ -218,7 +191,7 @@ def embed(
     options: dict[str, Any] = {
         "pooling": pooling,
         "normalize": normalize,
-        "layers": _layers(layers),
+        "layers": parse_layers(layers),
         "combine": combine,
         "long_text": long_text,
     }
@@ -244,7 +217,7 @@ def embed(
 @main.command()
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and parity as JSON.")
-@_friendly_errors
+@friendly_errors
 def info(artifact: str, as_json: bool) -> None:
     """Show an artifact's manifest and parity figures, after verifying every file."""
     from featx.artifact import Artifact
@@ -302,7 +275,7 @@ def cache() -> None:
 
 
 @cache.command("info")
-@_friendly_errors
+@friendly_errors
 def cache_info() -> None:
     """Show the cache file, its rows and sizes."""
     from featx.cache import EmbeddingCache
@@ -313,7 +286,7 @@ def cache_info() -> None:
 
 
 @cache.command("clear")
-@_friendly_errors
+@friendly_errors
 def cache_clear() -> None:
     """Drop every cached embedding."""
     from featx.cache import EmbeddingCache
@@ -322,3 +295,13 @@ def cache_clear() -> None:
     rows = store.info()["rows"]
     store.clear()
     click.echo(f"cleared {rows} cached embeddings from {store.path}")
+
+
+def _register_predictor_commands() -> None:
+    from featx.cli_predictor import evaluate, predict, train
+
+    for command in (train, predict, evaluate):
+        main.add_command(command)
+
+
+_register_predictor_commands()

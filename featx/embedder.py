@@ -7,6 +7,8 @@ reference (artifact path and options), so clones and joblib workers stay cheap.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +32,8 @@ class Embedder(TransformerMixin, BaseEstimator):
         pooling: Pooling override (``"mean"``, ``"cls"``, ``"max"``, ...); ``None`` keeps
             the model's.
         normalize: L2-normalise override; ``None`` keeps the model's.
-        layers: Hidden-state layer(s) override, e.g. ``-1`` or ``(-4, -3, -2, -1)``.
+        layers: Hidden-state layer(s) override, e.g. ``-1`` or ``(-4, -3, -2, -1)``, or
+            ``"all"`` for every hidden state (the embedding layer and each block).
         combine: How several layers combine: ``"mean"`` or ``"concat"``.
         long_text: ``"truncate"``, ``"chunk_mean"`` or ``"chunk_max"``.
         batch_size: Most texts per forward pass.
@@ -54,7 +57,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         *,
         pooling: str | None = None,
         normalize: bool | None = None,
-        layers: int | Sequence[int] | None = None,
+        layers: int | Sequence[int] | str | None = None,
         combine: str | None = None,
         long_text: str | None = None,
         batch_size: int = 32,
@@ -74,7 +77,15 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.cache = cache
 
     def _options(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _REPRESENTATION if getattr(self, k) is not None}
+        options = {k: getattr(self, k) for k in _REPRESENTATION if getattr(self, k) is not None}
+        if options.get("layers") == "all":
+            num_layers = getattr(getattr(self._encoder(), "spec", None), "num_layers", None)
+            if num_layers is None:
+                raise ValueError("layers='all' needs a Transformer encoder (an artifact).")
+            options["layers"] = tuple(range(num_layers + 1))
+        elif isinstance(options.get("layers"), str):
+            raise ValueError(f"layers takes 'all', an int or ints, got {self.layers!r}.")
+        return options
 
     def fit(self, X: Any, y: object = None) -> Embedder:
         """Load the encoder; ``X`` and ``y`` are accepted for the pipeline contract only."""
@@ -83,45 +94,56 @@ class Embedder(TransformerMixin, BaseEstimator):
                 "Embedder needs `model`: an artifact made by `featx export`, an alias such as "
                 "'minilm', a model folder, or an encoder such as featx.HashEncoder()."
             )
-        if isinstance(self.model, str):
-            import featx
-
-            self.encoder_: Any = featx.load(
-                self.model,
-                precision=self.precision,
-                threads=self.threads,
-                batch_size=self.batch_size,
-                **self._options(),
-            )
-        elif isinstance(self.model, Encoder):
-            self.encoder_ = self.model
-        else:
+        if not isinstance(self.model, str | Encoder):
             raise TypeError(
                 f"Embedder(model=...) takes a str or an encoder, got {type(self.model).__name__}."
             )
+        self.__dict__.pop("encoder_", None)
+        self.__dict__.pop("cache_", None)
         self.dim_ = self._encode(["featx"]).shape[1]
         self.n_pair_columns_ = _pair_columns(X)
-        self.cache_: Any = None
         if self.cache:
-            from featx.cache import EmbeddingCache, namespace
+            from featx.cache import namespace
 
-            self.cache_ = EmbeddingCache(None if self.cache is True else self.cache)
             self.cache_space_ = namespace(*self._cache_identity())
         self.n_features_out_ = self.dim_ * (4 if self.n_pair_columns_ == 2 else 1)
         return self
 
-    def _encode_options(self) -> dict[str, Any]:
-        # A string model already has the options in its encoder; an encoder gets them here.
-        return {} if isinstance(self.model, str) else self._options()
+    def _encoder(self) -> Any:
+        """The encoder, loaded on first use (after ``fit`` or unpickling)."""
+        if "encoder_" not in self.__dict__:
+            if isinstance(self.model, str):
+                self.encoder_ = _load(
+                    self.model, _stamp(self.model), self.precision, self.threads, self.batch_size
+                )
+            else:
+                self.encoder_ = self.model
+        return self.encoder_
+
+    def _cache(self) -> Any:
+        """The embedding cache, opened on first use; ``None`` without one."""
+        if not self.cache:
+            return None
+        if "cache_" not in self.__dict__:
+            from featx.cache import EmbeddingCache
+
+            self.cache_ = EmbeddingCache(None if self.cache is True else self.cache)
+        return self.cache_
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle by reference: the encoder and the cache reopen lazily where unpickled.
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if k not in ("encoder_", "cache_")}
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        if self.cache_ is None:
+        cache = self._cache()
+        if cache is None:
             return self._encode(texts)
-        rows, missing = self.cache_.get(self.cache_space_, texts)
+        rows, missing = cache.get(self.cache_space_, texts)
         if missing:
             todo = list(dict.fromkeys(texts[i] for i in missing))  # each distinct text once
             fresh = self._encode(todo)
-            self.cache_.put(self.cache_space_, todo, fresh)
+            cache.put(self.cache_space_, todo, fresh)
             by_text = dict(zip(todo, fresh, strict=True))
             rows.update({i: by_text[texts[i]] for i in missing})
         out = np.empty((len(texts), self.dim_), dtype=np.float32)
@@ -130,11 +152,11 @@ class Embedder(TransformerMixin, BaseEstimator):
         return out
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
-        return np.asarray(self.encoder_.encode(texts, **self._encode_options()), dtype=np.float32)
+        return np.asarray(self._encoder().encode(texts, **self._options()), dtype=np.float32)
 
     def _cache_identity(self) -> list[Any]:
         """What makes two embeddings of one text equal: the model file and the settings."""
-        encoder = self.encoder_
+        encoder = self._encoder()
         path = getattr(encoder, "path", None)
         if path is not None:
             from featx.artifact import Artifact
@@ -145,11 +167,11 @@ class Embedder(TransformerMixin, BaseEstimator):
         else:
             model = repr(encoder)
         rep = getattr(encoder, "representation", None)
-        return [model, rep.to_dict() if rep is not None else None, self._encode_options()]
+        return [model, rep.to_dict() if rep is not None else None, self._options()]
 
     def transform(self, X: Any) -> NDArray[np.float32]:
         """Embed ``X`` -> float32 array (n, dim), or (n, 4 * dim) for sentence pairs."""
-        check_is_fitted(self, "encoder_")
+        check_is_fitted(self, "dim_")
         columns = _pair_columns(X)
         if columns != self.n_pair_columns_:
             raise ValueError(
@@ -177,6 +199,27 @@ class Embedder(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         return tags
+
+
+def _stamp(model: str) -> int | None:
+    """When the artifact at ``model`` was last written (None for aliases and hub ids)."""
+    try:
+        return os.stat(os.path.join(model, "featx.json")).st_mtime_ns
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _load(
+    model: str, stamp: int | None, precision: str | None, threads: int | None, batch_size: int
+) -> Any:
+    """Load each encoder once per process: clones made by a search reuse one session.
+
+    ``stamp`` is only part of the key, so that a re-exported artifact is loaded afresh.
+    """
+    import featx
+
+    return featx.load(model, precision=precision, threads=threads, batch_size=batch_size)
 
 
 def _pair_columns(X: Any) -> int:

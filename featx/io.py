@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -60,29 +60,63 @@ def read_texts(path: str | None, *, fmt: str | None = None, column: str = "text"
         ValueError: If a line is not valid JSON, a column is missing, or a value is not text.
         FileNotFoundError: If ``path`` does not exist.
     """
+    if input_format(path, fmt) == "lines":
+        with _open_text(path) as f:
+            return [line.rstrip("\r\n") for line in f]
+    values = read_columns(path, [column], fmt=fmt)[column]
+    return [_text(v, f"{path or '<stdin>'}, record {i + 1}", column) for i, v in enumerate(values)]
+
+
+def read_columns(
+    path: str | None, columns: Sequence[str], *, fmt: str | None = None
+) -> dict[str, list[Any]]:
+    """Read ``columns`` of a table (jsonl, csv, tsv or parquet) as lists of values.
+
+    TSV is read without quoting (a field is everything between two tabs); a JSON line
+    that is a bare string counts as a record with one field, ``"text"``.
+
+    Raises:
+        ValueError: If the format has no columns, a column is missing or a line is bad JSON.
+        FileNotFoundError: If ``path`` does not exist.
+    """
     kind = input_format(path, fmt)
+    name = path or "<stdin>"
+    if kind == "lines":
+        raise ValueError(
+            f"{name} is read as plain lines, which have no columns such as "
+            f"{', '.join(map(repr, columns))}. Use a .tsv, .csv, .jsonl or .parquet file."
+        )
     if kind == "parquet":
         if path is None or path == "-":
             raise ValueError("Parquet input must be a file, not standard input.")
         table = _pyarrow().parquet.read_table(path)
-        if column not in table.column_names:
-            raise ValueError(
-                f"{path} has no column {column!r}; columns: {', '.join(table.column_names)}."
-            )
-        values = table.column(column).to_pylist()
-        return [_text(v, f"{path}, row {i + 1}", column) for i, v in enumerate(values)]
+        _check_columns(name, columns, table.column_names)
+        return {c: table.column(c).to_pylist() for c in columns}
     with _open_text(path) as f:
-        if kind == "lines":
-            return [line.rstrip("\r\n") for line in f]
         if kind == "jsonl":
-            return list(_jsonl(f, path or "<stdin>", column))
-        reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
-        if reader.fieldnames is None or column not in reader.fieldnames:
-            raise ValueError(
-                f"{path or '<stdin>'} has no column {column!r}; header: {reader.fieldnames}. "
-                "Pick one with --column."
-            )
-        return [_text(row[column], f"{path}, line {i + 2}", column) for i, row in enumerate(reader)]
+            records = list(_jsonl(f, name))
+            for i, record in enumerate(records):
+                _check_columns(f"{name}, record {i + 1}", columns, list(record))
+        else:
+            if kind == "tsv":  # no quoting: a field is everything between two tabs
+                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            else:
+                reader = csv.DictReader(f)
+            _check_columns(name, columns, list(reader.fieldnames or []))
+            records = list(reader)
+            for i, record in enumerate(records):
+                if any(record[c] is None for c in columns):
+                    raise ValueError(f"{name}, line {i + 2}: fewer fields than the header.")
+    return {c: [record[c] for record in records] for c in columns}
+
+
+def _check_columns(where: str, wanted: Sequence[str], present: list[str]) -> None:
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise ValueError(
+            f"{where} has no column {', '.join(map(repr, missing))}; columns: "
+            f"{', '.join(present) or '(none)'}."
+        )
 
 
 @contextmanager
@@ -94,7 +128,7 @@ def _open_text(path: str | None) -> Iterator[IO[str]]:
         yield f
 
 
-def _jsonl(f: IO[str], name: str, column: str) -> Iterator[str]:
+def _jsonl(f: IO[str], name: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(f, start=1):
         if not line.strip():
             continue
@@ -102,13 +136,7 @@ def _jsonl(f: IO[str], name: str, column: str) -> Iterator[str]:
             value = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{name}, line {number}: not valid JSON ({err.msg}).") from err
-        if isinstance(value, dict):
-            if column not in value:
-                raise ValueError(
-                    f"{name}, line {number}: no field {column!r} (pick one with --column)."
-                )
-            value = value[column]
-        yield _text(value, f"{name}, line {number}", column)
+        yield value if isinstance(value, dict) else {"text": value}
 
 
 def _text(value: object, where: str, column: str) -> str:

@@ -1,0 +1,204 @@
+"""Heads: the scikit-learn estimators that sit on top of embeddings, by short name.
+
+``make_head("logreg", "binary", C=0.5)`` builds a configured estimator; any other
+scikit-learn estimator works as a head too. :func:`infer_task` tells binary, multi-class,
+multi-label and regression targets apart, and :func:`search_space` gives each head the
+grid a hyperparameter search should try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.multioutput import MultiOutputClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.svm import LinearSVC, LinearSVR
+from sklearn.utils.multiclass import type_of_target
+
+from featx.config import parse_enum
+
+
+class Task(str, Enum):
+    """What kind of target a head predicts."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+    REGRESSION = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        """Binary and multi-class tasks (one label per text)."""
+        return self in (Task.BINARY, Task.MULTICLASS)
+
+
+def infer_task(y: Any) -> Task:
+    """The task a target array implies: floats -> regression, a 0/1 matrix -> multi-label.
+
+    Raises:
+        ValueError: If ``y`` is empty, has one class only, or is not a usable target.
+    """
+    kind = type_of_target(y)
+    if kind == "continuous":
+        return Task.REGRESSION
+    if kind == "multilabel-indicator":
+        return Task.MULTILABEL
+    if kind in ("binary", "multiclass"):
+        n_classes = len(np.unique(np.asarray(y)))
+        if n_classes < 2:
+            raise ValueError(
+                f"The labels hold one class only ({np.unique(np.asarray(y))[0]!r}): a classifier "
+                "needs at least two. Check the label column, or that the file is not filtered."
+            )
+        return Task.BINARY if n_classes == 2 else Task.MULTICLASS
+    raise ValueError(
+        f"Cannot learn from targets of type {kind!r}: give class labels (str or int), "
+        "numbers for regression, or a 0/1 matrix (or lists of labels) for multi-label."
+    )
+
+
+_Builder = Callable[[Task, dict[str, Any]], BaseEstimator]
+
+
+def _logreg(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    model = LogisticRegression(**{"max_iter": 2000, **params})
+    return OneVsRestClassifier(model) if task is Task.MULTILABEL else model
+
+
+def _svm(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    if task is Task.REGRESSION:
+        # The squared loss solves in the primal, which converges where the dual stalls.
+        params = {"loss": "squared_epsilon_insensitive", "dual": False, **params}
+        return LinearSVR(**params)
+    # LinearSVC has no probabilities; sigmoid calibration on 3 folds adds them.
+    model = CalibratedClassifierCV(LinearSVC(**params), cv=3)
+    return OneVsRestClassifier(model) if task is Task.MULTILABEL else model
+
+
+def _ridge(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    if task is Task.REGRESSION:
+        return Ridge(**params)
+    model = RidgeClassifier(**params)  # decision scores only: no predict_proba
+    return OneVsRestClassifier(model) if task is Task.MULTILABEL else model
+
+
+def _knn(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    params = {"n_neighbors": 15, "metric": "cosine", "weights": "distance", **params}
+    return (
+        KNeighborsRegressor(**params) if task is Task.REGRESSION else KNeighborsClassifier(**params)
+    )
+
+
+def _mlp(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    params = {"hidden_layer_sizes": (256,), "alpha": 1e-3, "early_stopping": True, **params}
+    params.setdefault("max_iter", 300)
+    return MLPRegressor(**params) if task is Task.REGRESSION else MLPClassifier(**params)
+
+
+def _gbm(task: Task, params: dict[str, Any]) -> BaseEstimator:
+    if task is Task.REGRESSION:
+        return HistGradientBoostingRegressor(**params)
+    model = HistGradientBoostingClassifier(**params)
+    return MultiOutputClassifier(model) if task is Task.MULTILABEL else model
+
+
+_BUILDERS: dict[str, _Builder] = {
+    "logreg": _logreg,
+    "svm": _svm,
+    "ridge": _ridge,
+    "knn": _knn,
+    "mlp": _mlp,
+    "gbm": _gbm,
+}
+HEADS = tuple(_BUILDERS)
+# Heads whose estimator takes `class_weight` (kNN and MLP do not).
+_CLASS_WEIGHTS = ("logreg", "svm", "ridge", "gbm")
+# Parameters that take a random_state, per head.
+_SEEDED = ("logreg", "svm", "mlp", "gbm")
+
+
+def make_head(
+    name: str,
+    task: Task | str = Task.BINARY,
+    *,
+    class_weight: str | dict[Any, float] | None = None,
+    random_state: int | None = 0,
+    **params: Any,
+) -> BaseEstimator:
+    """Build the head ``name`` for ``task``.
+
+    Args:
+        name: ``"logreg"`` (logistic regression), ``"svm"`` (linear SVM, calibrated
+            probabilities), ``"ridge"``, ``"knn"`` (cosine kNN), ``"mlp"`` or ``"gbm"``
+            (histogram gradient boosting).
+        task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        class_weight: ``"balanced"`` or ``{label: weight}`` (classification heads that
+            support it).
+        random_state: Seed for heads that use one.
+        **params: The estimator's own parameters, e.g. ``C`` (logreg, svm), ``alpha``
+            (ridge, mlp), ``n_neighbors`` (knn), ``l2_regularization`` (gbm).
+
+    Returns:
+        An unfitted scikit-learn estimator.
+
+    Raises:
+        ValueError: For an unknown head, a head that cannot do ``task``, or class weights
+            on a head or task without them.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown head {name!r}. Valid values: {', '.join(HEADS)}.")
+    task = parse_enum(Task, task, "task")
+    if name == "logreg" and task is Task.REGRESSION:
+        raise ValueError("logreg is a classifier; for regression use ridge, svm, knn, mlp or gbm.")
+    if class_weight is not None:
+        if name not in _CLASS_WEIGHTS or task is Task.REGRESSION:
+            raise ValueError(
+                f"Head {name!r} takes no class weights for {task.value} targets; use "
+                f"{', '.join(_CLASS_WEIGHTS)} for classification."
+            )
+        params["class_weight"] = class_weight
+    if name in _SEEDED:
+        params.setdefault("random_state", random_state)
+    try:
+        return _BUILDERS[name](task, params)
+    except TypeError as err:
+        raise ValueError(f"Bad parameter for head {name!r}: {err}") from err
+
+
+def search_space(name: str, task: Task | str = Task.BINARY) -> dict[str, list[Any]]:
+    """The grid a hyperparameter search tries for head ``name``, keyed by parameter path.
+
+    Raises:
+        ValueError: For an unknown head.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown head {name!r}. Valid values: {', '.join(HEADS)}.")
+    task = parse_enum(Task, task, "task")
+    # Multi-label wraps these heads in a one-vs-rest (or multi-output) estimator.
+    wrapped = "estimator__" if task is Task.MULTILABEL and name not in ("knn", "mlp") else ""
+    c_values = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    if name == "logreg":
+        return {f"{wrapped}C": c_values}
+    if name == "svm":
+        inner = "" if task is Task.REGRESSION else "estimator__"
+        return {f"{wrapped}{inner}C": c_values[:6]}
+    if name == "ridge":
+        return {f"{wrapped}alpha": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]}
+    if name == "knn":
+        return {"n_neighbors": [5, 10, 20, 40], "weights": ["uniform", "distance"]}
+    if name == "mlp":
+        return {"alpha": [1e-4, 1e-3, 1e-2, 1e-1], "hidden_layer_sizes": [(128,), (256,)]}
+    return {
+        f"{wrapped}learning_rate": [0.05, 0.1],
+        f"{wrapped}l2_regularization": [0.0, 1.0],
+        f"{wrapped}max_leaf_nodes": [15, 31],
+    }
