@@ -34,12 +34,17 @@ HEAD_FILE = "head.skops"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 MEMBERS_DIR = "encoders"
-# Types trusted beyond skops' defaults: featx's own, and scikit-learn's Bunch (a plain
-# dict subclass that voting and stacking ensembles keep their members in).
+# Types trusted beyond skops' defaults: featx's own, and scikit-learn internals that its
+# estimators hold: Bunch (the dict that ensembles keep members in) and the fitted parts
+# of CalibratedClassifierCV (svm), MLPs (optimiser state) and gradient boosting (trees).
 TRUSTED_TYPES = (
     "featx.embedder.Embedder",
     "featx.encoders.fake.HashEncoder",
     "sklearn.utils._bunch.Bunch",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
 
 

@@ -41,6 +41,22 @@ def test_every_task_trains_predicts_and_round_trips(tmp_path):
     assert isinstance(Predictor.load(tmp_path / "regression").predict(TEXTS)[0], float)
 
 
+@pytest.mark.parametrize("head", featx.heads.HEADS)
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "regression"])
+def test_every_head_saves_and_loads_without_extra_trust(head, task, tmp_path):
+    if head == "logreg" and task == "regression":
+        return
+    y = {
+        "multiclass": [i % 3 for i in range(len(TEXTS))],
+        "multilabel": [[["a"], ["b"], ["a", "b"]][i % 3] for i in range(len(TEXTS))],
+        "regression": [float(i % 5) for i in range(len(TEXTS))],
+    }[task]
+    params = {"n_neighbors": 3} if head == "knn" else {}
+    model = featx.train(TEXTS, y, model=HashEncoder(8), head=head, head_params=params, cache=False)
+    loaded = Predictor.load(model.save(tmp_path / head))
+    assert loaded.predict(TEXTS) == model.predict(TEXTS)
+
+
 def test_tiny_artifact_predictor_embeds_like_its_encoder(tiny_artifacts, tmp_path):
     path = str(tiny_artifacts["bert"])
     model = featx.train(TEXTS, LABELS, model=path, head="logreg", precision="fp32")
@@ -66,7 +82,8 @@ def test_feature_union_of_two_encoders_and_tfidf_saves_both_encoders(tiny_artifa
     )
     loaded = Predictor.load(model.save(tmp_path / "union"))
     assert (tmp_path / "union" / "encoders" / "1" / "model.onnx").is_file()
-    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-5)
+    # The trained model may read cached vectors from other batches: float noise only.
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["soft", "stack"])
