@@ -82,7 +82,8 @@ def test_feature_union_of_two_encoders_and_tfidf_saves_both_encoders(tiny_artifa
     )
     loaded = Predictor.load(model.save(tmp_path / "union"))
     assert (tmp_path / "union" / "encoders" / "1" / "model.onnx").is_file()
-    # The trained model may read cached vectors from other batches: float noise only.
+    # int8 quantises activations per batch, and the trained model reads cached vectors
+    # made in other batches: float noise only.
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-4)
 
 
@@ -95,7 +96,9 @@ def test_ensembles_over_heads_and_encoders(tiny_artifacts, tmp_path, method):
     kind = VotingClassifier if method == "soft" else StackingClassifier
     assert isinstance(model.estimator, kind) and len(model.estimator.estimators) == 5
     loaded = Predictor.load(model.save(tmp_path / method))
-    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-5)
+    # int8 quantises activations per batch, and the trained model reads cached vectors
+    # made in other batches: float noise only.
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-4)
     assert loaded.predict(TEXTS) == model.predict(TEXTS)
     regression = featx.train(
         TEXTS,
