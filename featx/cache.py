@@ -4,6 +4,9 @@ Rows live in SQLite (``$FEATX_CACHE_DIR/embeddings.sqlite``), keyed by the sha25
 (namespace, text), where the namespace names the model file and the representation
 settings. SQLite's locking makes the cache safe for several processes (joblib workers,
 parallel searches); the least recently used rows are dropped past ``max_bytes``.
+
+In front of the file, each process keeps the rows it read or wrote in memory (bounded):
+a search reads the same folds dozens of times, and a key always maps to the same row.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB of vectors
+MEMORY_MAX_BYTES = 256 << 20  # rows kept in this process, across cache instances
+# Least-recently-used order is kept to this many seconds: a hit on a row used more
+# recently does not rewrite it.
+TOUCH_AFTER_S = 60.0
 
 
 def default_path() -> Path:
@@ -34,6 +42,36 @@ def default_path() -> Path:
 def namespace(*parts: Any) -> str:
     """A stable name for a model and its settings (JSON of ``parts``, hashed)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _MemoryRows:
+    """This process's recently used rows, least recently used dropped past a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.rows: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
+
+    def get(self, key: bytes) -> NDArray[np.float32] | None:
+        row = self.rows.get(key)
+        if row is not None:
+            self.rows.move_to_end(key)
+        return row
+
+    def put(self, key: bytes, row: NDArray[np.float32]) -> None:
+        if key in self.rows:
+            return
+        self.rows[key] = row
+        self.bytes += row.nbytes
+        while self.bytes > self.max_bytes:
+            self.bytes -= self.rows.popitem(last=False)[1].nbytes
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.bytes = 0
+
+
+_MEMORY = _MemoryRows(MEMORY_MAX_BYTES)
 
 
 class EmbeddingCache:
@@ -80,18 +118,29 @@ class EmbeddingCache:
         """Cached rows by input index, and the indices of the texts not cached."""
         keys = [self._key(space, t) for t in texts]
         found: dict[bytes, NDArray[np.float32]] = {}
-        with self._connect() as db:
-            unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(
-                    f"SELECT key, vector FROM rows WHERE key IN ({marks})", chunk
-                ):
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-            if found:
-                now = time.time()
-                db.executemany("UPDATE rows SET used = ? WHERE key = ?", [(now, k) for k in found])
+        for key in keys:
+            row = _MEMORY.get(key)
+            if row is not None:
+                found[key] = row
+        stale: list[bytes] = []
+        now = time.time()
+        unique = [k for k in dict.fromkeys(keys) if k not in found]
+        if unique:
+            with self._connect() as db:
+                for start in range(0, len(unique), 500):
+                    chunk = unique[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for key, blob, used in db.execute(
+                        f"SELECT key, vector, used FROM rows WHERE key IN ({marks})", chunk
+                    ):
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+                        _MEMORY.put(key, found[key])
+                        if used < now - TOUCH_AFTER_S:
+                            stale.append(key)
+                if stale:  # rows read again within a minute are not rewritten
+                    db.executemany(
+                        "UPDATE rows SET used = ? WHERE key = ?", [(now, k) for k in stale]
+                    )
         rows = {i: found[k] for i, k in enumerate(keys) if k in found}
         missing = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(rows)
@@ -105,6 +154,8 @@ class EmbeddingCache:
             (self._key(space, t), np.ascontiguousarray(v, dtype=np.float32).tobytes(), now)
             for t, v in zip(texts, vectors, strict=True)
         ]
+        for (key, _, _), vector in zip(records, vectors, strict=True):
+            _MEMORY.put(key, np.array(vector, dtype=np.float32))
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", records)
             total = db.execute("SELECT COALESCE(SUM(LENGTH(vector)), 0) FROM rows").fetchone()[0]
@@ -131,5 +182,6 @@ class EmbeddingCache:
 
     def clear(self) -> None:
         """Drop every row."""
+        _MEMORY.clear()
         with self._connect() as db:
             db.execute("DELETE FROM rows")
