@@ -30,7 +30,8 @@ test-fast:  ## skip the real-model tests while iterating
 
 check: lint typecheck test  ## what CI runs: lint, types, all tests
 
-bench:  ## speed vs sentence-transformers and STS-B quality (idle machine!)
+bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle machine!)
 	$(PYTHON) benchmarks/bench_encode.py
 	$(PYTHON) benchmarks/bench_quality.py
 	$(PYTHON) benchmarks/bench_cli.py
+	$(PYTHON) benchmarks/bench_sklearn.py

@@ -45,20 +45,20 @@ def namespace(*parts: Any) -> str:
 
 
 class _MemoryRows:
-    """This process's recently used rows, least recently used dropped past a byte budget."""
+    """This process's recently used rows by (cache file, key), within a byte budget."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self.rows: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
+        self.rows: OrderedDict[tuple[str, bytes], NDArray[np.float32]] = OrderedDict()
 
-    def get(self, key: bytes) -> NDArray[np.float32] | None:
+    def get(self, key: tuple[str, bytes]) -> NDArray[np.float32] | None:
         row = self.rows.get(key)
         if row is not None:
             self.rows.move_to_end(key)
         return row
 
-    def put(self, key: bytes, row: NDArray[np.float32]) -> None:
+    def put(self, key: tuple[str, bytes], row: NDArray[np.float32]) -> None:
         if key in self.rows:
             return
         self.rows[key] = row
@@ -66,9 +66,9 @@ class _MemoryRows:
         while self.bytes > self.max_bytes:
             self.bytes -= self.rows.popitem(last=False)[1].nbytes
 
-    def clear(self) -> None:
-        self.rows.clear()
-        self.bytes = 0
+    def drop(self, file: str) -> None:
+        for key in [k for k in self.rows if k[0] == file]:
+            self.bytes -= self.rows.pop(key).nbytes
 
 
 _MEMORY = _MemoryRows(MEMORY_MAX_BYTES)
@@ -88,6 +88,7 @@ class EmbeddingCache:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be positive, got {max_bytes!r}.")
         self.path = Path(path) if path is not None else default_path()
+        self._file = str(self.path.resolve())
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
@@ -119,7 +120,7 @@ class EmbeddingCache:
         keys = [self._key(space, t) for t in texts]
         found: dict[bytes, NDArray[np.float32]] = {}
         for key in keys:
-            row = _MEMORY.get(key)
+            row = _MEMORY.get((self._file, key))
             if row is not None:
                 found[key] = row
         stale: list[bytes] = []
@@ -134,7 +135,7 @@ class EmbeddingCache:
                         f"SELECT key, vector, used FROM rows WHERE key IN ({marks})", chunk
                     ):
                         found[key] = np.frombuffer(blob, dtype=np.float32)
-                        _MEMORY.put(key, found[key])
+                        _MEMORY.put((self._file, key), found[key])
                         if used < now - TOUCH_AFTER_S:
                             stale.append(key)
                 if stale:  # rows read again within a minute are not rewritten
@@ -155,7 +156,7 @@ class EmbeddingCache:
             for t, v in zip(texts, vectors, strict=True)
         ]
         for (key, _, _), vector in zip(records, vectors, strict=True):
-            _MEMORY.put(key, np.array(vector, dtype=np.float32))
+            _MEMORY.put((self._file, key), np.array(vector, dtype=np.float32))
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", records)
             total = db.execute("SELECT COALESCE(SUM(LENGTH(vector)), 0) FROM rows").fetchone()[0]
@@ -182,6 +183,6 @@ class EmbeddingCache:
 
     def clear(self) -> None:
         """Drop every row."""
-        _MEMORY.clear()
+        _MEMORY.drop(self._file)
         with self._connect() as db:
             db.execute("DELETE FROM rows")

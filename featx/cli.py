@@ -225,30 +225,42 @@ def info(artifact: str, as_json: bool) -> None:
     opened = Artifact.open(artifact)
     for name in opened.manifest["files"]:
         opened.read(name)  # raises on any altered file
-    parity = opened.read_json("parity.json")
-    if as_json:
-        click.echo(json.dumps({"manifest": opened.manifest, "parity": parity}, indent=2))
-        return
     m = opened.manifest
-    spec = m["model"]
-    rep = spec["representation"]
+    parity = opened.read_json("parity.json") if "parity.json" in m["files"] else None
+    if as_json:
+        click.echo(json.dumps({"manifest": m, "parity": parity}, indent=2))
+        return
     click.echo(f"artifact:   {opened.path}")
-    click.echo(f"source:     {m['source']['name']} (revision {m['source']['revision']})")
-    click.echo(
-        f"family:     {spec['family']}, {spec['num_layers']} layers, dim {spec['dim']}, "
-        f"max_length {spec['max_length']}"
-    )
-    click.echo(f"pooling:    {rep['pooling']}, normalize {rep['normalize']}")
-    click.echo(
-        f"variants:   {', '.join(m['variants'])} "
-        f"(default {m['default_precision']}; opset {m['opset']})"
-    )
+    if "model" in m:
+        spec = m["model"]
+        rep = spec["representation"]
+        click.echo(f"source:     {m['source']['name']} (revision {m['source']['revision']})")
+        click.echo(
+            f"family:     {spec['family']}, {spec['num_layers']} layers, dim {spec['dim']}, "
+            f"max_length {spec['max_length']}"
+        )
+        click.echo(f"pooling:    {rep['pooling']}, normalize {rep['normalize']}")
+        click.echo(
+            f"variants:   {', '.join(m['variants'])} "
+            f"(default {m['default_precision']}; opset {m['opset']})"
+        )
+    if "predictor" in m:
+        head = m["predictor"]
+        labels = opened.read_json(head["labels"])["labels"]
+        shown = ", ".join(map(str, labels[:10])) + (", ..." if len(labels) > 10 else "")
+        click.echo(
+            f"head:       {head['estimator']} ({head['task']}{': ' + shown if shown else ''})"
+        )
+        extra = [e for e in head["encoders"] if e != "."]
+        if extra:
+            click.echo(f"encoders:   {', '.join(extra)} (besides the root)")
     click.echo(f"featx:      {m['featx_version']}, created {m['created']}")
     click.echo(f"checksums:  {len(m['files'])} files verified")
-    click.echo(f"parity vs {parity['reference']} on {parity['n_probe_texts']} probe texts:")
-    for name, figures in parity["variants"].items():
-        click.echo(_parity_line(name, figures))
-    click.echo(f"  default: {parity['reason']}")
+    if parity is not None:
+        click.echo(f"parity vs {parity['reference']} on {parity['n_probe_texts']} probe texts:")
+        for name, figures in parity["variants"].items():
+            click.echo(_parity_line(name, figures))
+        click.echo(f"  default: {parity['reason']}")
 
 
 @main.command()

@@ -287,6 +287,8 @@ def train(
         raise ValueError(f"X has {n} texts but y has {len(y)} labels.")
     target, task, labels = prepare_targets(y, task)
     _check_no_empty_texts(X)
+    if pipeline_options.get("tfidf") and np.ndim(np.asarray(X, dtype=object)) == 2:
+        raise ValueError("TF-IDF features take single texts, not sentence pairs.")
     if estimator is None:
         estimator = build_pipeline(model, head, task, random_state=random_state, **pipeline_options)
     elif pipeline_options:

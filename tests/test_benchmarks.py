@@ -151,3 +151,26 @@ def test_bench_int8_smoke(real_artifact: Path, tmp_path: Path) -> None:
     assert len(records) == 6 and records[0]["variant"] == "fp32 (reference)"
     assert records[0]["cos_min_short"] > 0.9999  # the reference against itself
     assert all(r["texts_per_s_short"] > 0 and 0.5 < r["cos_mean_mixed"] <= 1.0001 for r in records)
+
+
+def test_bench_sklearn_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_sklearn.jsonl"
+    proc = _run(
+        "bench_sklearn.py", "--artifact", str(real_artifact), "--limit", "80", "--out", str(out)
+    )
+    records = _records(out)
+    configs = {(r["part"], r["config"]) for r in records}
+    assert ("sst2", "featx-int8 logreg") in configs and ("stsb", "cosine (no training)") in configs
+    assert any(part == "sst2" and config.startswith("st-torch") for part, config in configs)
+    for r in records:
+        for key in ("test_accuracy", "dev_accuracy", "test_spearman_x100"):
+            assert r.get(key) is None or -100 <= r[key] <= 100
+    (grid,) = [r for r in records if r["part"] == "grid"]
+    assert grid["ratio"] > 0 and grid["cache_rows"] == grid["n_distinct"]
+    (chosen,) = [r for r in records if r["config"] == "chosen by dev accuracy"]
+    assert chosen["chosen"] in configs_of(records, "best")
+    assert "| grid |" in proc.stdout
+
+
+def configs_of(records: list[dict], part: str) -> set[str]:
+    return {r["config"] for r in records if r["part"] == part}

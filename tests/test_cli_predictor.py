@@ -66,12 +66,21 @@ def round_trip(model, data, tmp_path, extra=()):
 
 
 def test_train_evaluate_predict_round_trip_on_a_tiny_model(tiny_artifacts, tmp_path, sentiment):
-    out, rows = round_trip(str(tiny_artifacts["bert"]), sentiment, tmp_path, ["--layers", "all"])
+    extra = ["--layers", "all", "--combine", "concat", "--no-normalize", "--tfidf"]
+    out, rows = round_trip(str(tiny_artifacts["bert"]), sentiment, tmp_path, extra)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)
-    table = tmp_path / "pred.tsv"
-    written = run(["predict", out, "--input", sentiment, "-o", str(table)])
+    table = tmp_path / "pred.csv"
+    lines = tmp_path / "new.txt"
+    lines.write_text("a great movie\na terrible film\n")
+    written = run(["predict", out, "--input", str(lines), "-o", str(table)])
     assert written.exit_code == 0, written.output
-    assert table.read_text().splitlines()[0] == "index\tlabel\tp_neg\tp_pos"
+    assert table.read_text().splitlines()[0] == "index,label,p_neg,p_pos"
+    bare = run(["predict", out, "--input", str(lines), "--no-proba"])
+    assert [json.loads(x) for x in bare.output.splitlines()][0].keys() == {"index", "label"}
+    shown = run(["info", out])
+    assert "head:       LogisticRegression (binary: neg, pos)" in shown.output, shown.output
+    embedded = run(["embed", str(lines), "-m", out])  # a trained model still embeds
+    assert embedded.exit_code == 0 and len(embedded.output.splitlines()) == 2
 
 
 @pytest.mark.real

@@ -32,7 +32,8 @@ def test_docstring_examples_run():
 
     import featx.embedder
     import featx.encoders.fake
+    import featx.predictor
 
-    for module in (featx.encoders.fake, featx.embedder):
+    for module in (featx.encoders.fake, featx.embedder, featx.predictor):
         result = doctest.testmod(module)
         assert result.attempted >= 1 and result.failed == 0, module.__name__

@@ -111,6 +111,22 @@ def test_ensembles_over_heads_and_encoders(tiny_artifacts, tmp_path, method):
     assert len(regression.predict(TEXTS)) == len(TEXTS)
 
 
+def test_ensemble_over_poolings_and_layers_of_one_artifact(tiny_artifacts, tmp_path):
+    path = str(tiny_artifacts["bert"])
+    vote = VotingClassifier(
+        [
+            ("mean", make_pipeline(Embedder(path, pooling="mean"), LogisticRegression())),
+            ("cls", make_pipeline(Embedder(path, pooling="cls", layers=-2), LogisticRegression())),
+        ],
+        voting="soft",
+    )
+    model = featx.train(TEXTS, LABELS, estimator=vote)
+    out = model.save(tmp_path / "vote")
+    assert json.loads((out / "featx.json").read_text())["predictor"]["encoders"] == ["."]
+    loaded = Predictor.load(out)
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-4)
+
+
 def test_search_covers_head_and_representation_with_progress(tiny_artifacts, capsys):
     model = featx.train(
         TEXTS,
@@ -129,6 +145,28 @@ def test_search_covers_head_and_representation_with_progress(tiny_artifacts, cap
         found["best_params"]
     )
     assert "8/8" in capsys.readouterr().err  # one tick per fitted fold
+
+
+def test_pairs_class_weights_and_head_params_reach_the_model():
+    pairs = np.array([POSITIVE * 2, NEGATIVE * 2], dtype=object).T
+    scores = [float(i % 5) for i in range(len(pairs))]
+    model = featx.train(pairs, scores, model=HashEncoder(8), head="ridge", cache=False)
+    assert model.n_pair_columns == 2 and len(model.predict(pairs)) == len(pairs)
+    with pytest.raises(ValueError, match="reads pairs of texts"):
+        model.predict(TEXTS)
+    with pytest.raises(ValueError, match="TF-IDF features take single texts"):
+        featx.train(pairs, scores, model=HashEncoder(8), tfidf=True)
+    svm = featx.train(
+        TEXTS,
+        LABELS,
+        model=HashEncoder(8),
+        head="svm",
+        class_weight="balanced",
+        head_params={"C": 0.5},
+        cache=False,
+    )
+    params = svm.estimator.named_steps["head"].get_params()
+    assert params["estimator__C"] == 0.5 and params["estimator__class_weight"] == "balanced"
 
 
 def test_any_sklearn_estimator_over_texts_is_a_predictor(tmp_path):
