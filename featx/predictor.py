@@ -62,7 +62,7 @@ class Predictor:
         >>> from sklearn.linear_model import LogisticRegression
         >>> from sklearn.pipeline import make_pipeline
         >>> from featx import Embedder, HashEncoder, Predictor
-        >>> pipe = make_pipeline(Embedder(HashEncoder(dim=8)), LogisticRegression())
+        >>> pipe = make_pipeline(Embedder(HashEncoder(dim=64)), LogisticRegression())
         >>> model = Predictor(pipe.fit(["good", "bad"], ["pos", "neg"]), "binary", ["neg", "pos"])
         >>> model.predict(["good"])
         ['pos']
