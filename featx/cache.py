@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -51,24 +52,28 @@ class _MemoryRows:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.rows: OrderedDict[tuple[str, bytes], NDArray[np.float32]] = OrderedDict()
+        self.lock = threading.Lock()  # a threaded server may share one process
 
     def get(self, key: tuple[str, bytes]) -> NDArray[np.float32] | None:
-        row = self.rows.get(key)
-        if row is not None:
-            self.rows.move_to_end(key)
-        return row
+        with self.lock:
+            row = self.rows.get(key)
+            if row is not None:
+                self.rows.move_to_end(key)
+            return row
 
     def put(self, key: tuple[str, bytes], row: NDArray[np.float32]) -> None:
-        if key in self.rows:
-            return
-        self.rows[key] = row
-        self.bytes += row.nbytes
-        while self.bytes > self.max_bytes:
-            self.bytes -= self.rows.popitem(last=False)[1].nbytes
+        with self.lock:
+            if key in self.rows:
+                return
+            self.rows[key] = row
+            self.bytes += row.nbytes
+            while self.bytes > self.max_bytes:
+                self.bytes -= self.rows.popitem(last=False)[1].nbytes
 
     def drop(self, file: str) -> None:
-        for key in [k for k in self.rows if k[0] == file]:
-            self.bytes -= self.rows.pop(key).nbytes
+        with self.lock:
+            for key in [k for k in self.rows if k[0] == file]:
+                self.bytes -= self.rows.pop(key).nbytes
 
 
 _MEMORY = _MemoryRows(MEMORY_MAX_BYTES)

@@ -158,3 +158,19 @@ def test_cache_cli_info_and_clear(tmp_path, monkeypatch):
     cleared = CliRunner().invoke(main, ["cache", "clear"])
     assert cleared.exit_code == 0 and "cleared 2 cached embeddings" in cleared.output
     assert EmbeddingCache().info()["rows"] == 0
+
+
+def test_the_in_process_cache_tier_is_bounded_and_per_file(tmp_path):
+    from featx.cache import EmbeddingCache, _MemoryRows
+
+    memory = _MemoryRows(max_bytes=4 * 4 * 3)  # three rows of four float32
+    for i in range(10):
+        memory.put(("file", bytes([i])), np.full(4, i, dtype=np.float32))
+    assert memory.bytes <= memory.max_bytes and len(memory.rows) == 3
+    assert memory.get(("file", bytes([9]))) is not None and memory.get(("file", b"\0")) is None
+    first = EmbeddingCache(tmp_path / "first.sqlite")
+    first.put("space", ["a"], np.ones((1, 4), dtype=np.float32))
+    second = EmbeddingCache(tmp_path / "second.sqlite")
+    assert second.get("space", ["a"]) == ({}, [0])  # another file: not served from memory
+    first.clear()
+    assert first.get("space", ["a"]) == ({}, [0])  # cleared from memory and from disk
