@@ -9,15 +9,15 @@ help:  ## list the targets
 
 install:  ## install featx with every extra used in development (torch CPU build first)
 	$(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install -e '.[export,io,dev]'
+	$(PYTHON) -m pip install -e '.[export,io,report,server,dev]'
 
 fix:  ## format and auto-fix lint
-	ruff format featx tests benchmarks
-	ruff check --fix featx tests benchmarks
+	ruff format featx server tests benchmarks
+	ruff check --fix featx server tests benchmarks
 
 lint:  ## ruff lint and format check
-	ruff check featx tests benchmarks
-	ruff format --check featx tests benchmarks
+	ruff check featx server tests benchmarks
+	ruff format --check featx server tests benchmarks
 
 typecheck:  ## mypy over the package
 	mypy

@@ -309,6 +309,58 @@ def cache_clear() -> None:
     click.echo(f"cleared {rows} cached embeddings from {store.path}")
 
 
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(1), default=16, show_default=True, help="Per worker."
+)
+@click.option("--onnx-threads", type=click.IntRange(1), help="Default: all cores / workers.")
+@click.option("--timeout", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--no-batching", is_flag=True, help="Run each request on its own.")
+@friendly_errors
+def serve(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    onnx_threads: int | None,
+    timeout: int,
+    config_file: str | None,
+    api_keys_file: str | None,
+    no_batching: bool,
+) -> None:
+    """Serve MODELS (NAME=ARTIFACT or ARTIFACT; default: the default model) over HTTP."""
+    import os
+
+    try:
+        from server.gunicorn_app import serve as run
+    except ImportError as err:
+        raise ImportError(
+            "featx serve needs the server extra. Install it with: pip install 'featx[server]'"
+        ) from err
+    config: dict[str, Any] = {"REQUEST_TIMEOUT_S": float(timeout)}
+    if models:
+        named = [
+            m.split("=", 1) if "=" in m else [os.path.basename(m.rstrip("/")), m] for m in models
+        ]
+        config["MODELS"] = dict(named)
+    if config_file:
+        config["CONFIG"] = config_file
+    if api_keys_file:
+        config["API_KEYS_FILE"] = api_keys_file
+    if no_batching:
+        config["BATCHING"] = False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    config["ONNX_THREADS"] = onnx_threads or max(1, (cores or 1) // workers)
+    run(config, host=host, port=port, workers=workers, threads=threads, timeout=timeout)
+
+
 def _register_predictor_commands() -> None:
     from featx.cli_predictor import evaluate, predict, train
 

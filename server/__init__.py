@@ -1,0 +1,86 @@
+"""The featx HTTP server: a Flask app factory over one or more featx artifacts.
+
+``create_app(config)`` takes its settings from :data:`DEFAULTS`, then a config file
+(``FEATX_CONFIG``, JSON or TOML, or ``CONFIG`` in ``config``), then ``FEATX_*``
+environment variables (``FEATX_MAX_TEXTS=128``; JSON values such as
+``FEATX_MODELS='{"sentiment": "models/sentiment"}'`` are parsed), then ``config``.
+It loads every model before it returns, so a worker is ready when it accepts requests.
+
+Endpoints: ``POST /v1/embeddings`` (OpenAI-compatible), ``POST /embed``,
+``POST /predict``, ``GET /v1/models``, ``/healthz``, ``/readyz``, ``/metrics``
+(Prometheus), ``/openapi.json`` and ``/`` (a playground page).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    "MODELS": {},  # name -> artifact, alias or folder; empty: the default model
+    "MAX_TEXTS": 256,  # texts per request
+    "MAX_CHARS": 20_000,  # characters per text
+    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # request body bytes (Flask enforces it)
+    "BATCHING": True,  # coalesce concurrent requests into one encoder run
+    "BATCH_MAX_TEXTS": 64,
+    "BATCH_WAIT_MS": 2.0,
+    "REQUEST_TIMEOUT_S": 30.0,  # longest a request waits for its embeddings
+    "ONNX_THREADS": None,  # intra-op threads per worker; None: every core
+    "API_KEYS": [],  # Bearer keys; empty: no auth
+    "API_KEYS_FILE": None,  # one key per line
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings, models (loaded now), routes, errors, auth and metrics.
+
+    Raises:
+        ValueError: For an unknown setting or a bad value.
+    """
+    from server.models import load_models
+    from server.routes import bp
+    from server.web import Metrics, install
+
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    config_file = (config or {}).get("CONFIG") or os.environ.get("FEATX_CONFIG")
+    if config_file:
+        app.config.from_mapping(_read_config_file(Path(config_file)))
+    app.config.from_prefixed_env("FEATX")
+    app.config.from_mapping(config or {})
+    _check(app.config)
+    metrics = Metrics()
+    app.extensions["featx_metrics"] = metrics
+    app.extensions["featx_models"] = load_models(app.config, metrics)
+    install(app, metrics)
+    app.register_blueprint(bp)
+    return app
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    return {k.upper(): v for k, v in data.items()}
+
+
+def _check(config: Any) -> None:
+    for key in ("MAX_TEXTS", "MAX_CHARS", "MAX_CONTENT_LENGTH", "BATCH_MAX_TEXTS"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Setting {key} must be a positive integer, got {value!r}.")
+    for key in ("BATCH_WAIT_MS", "REQUEST_TIMEOUT_S"):
+        if not isinstance(config[key], int | float) or config[key] < 0:
+            raise ValueError(f"Setting {key} must be a non-negative number, got {config[key]!r}.")
+    if not isinstance(config["MODELS"], dict):
+        raise ValueError(
+            f"Setting MODELS must map names to artifacts, got {config['MODELS']!r}; e.g. "
+            """FEATX_MODELS='{"minilm": "models/artifacts/minilm"}'."""
+        )
+
+
+__all__ = ["DEFAULTS", "create_app"]

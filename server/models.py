@@ -1,0 +1,90 @@
+"""The models a server serves: encoders (with their micro-batchers) and trained heads."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import featx
+from featx.artifact import is_artifact
+from featx.encoders.base import EncodeResult
+from featx.predictor import Predictor, is_predictor
+from server.batching import MicroBatcher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    """One named model: its encoder, its head (if trained) and how requests reach it."""
+
+    name: str
+    source: str
+    encoder: Any
+    predictor: Predictor | None
+    batcher: MicroBatcher | None
+    timeout_s: float
+
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings."""
+        return int(self.encoder.dim)
+
+    @property
+    def max_length(self) -> int:
+        """Most tokens per window."""
+        return int(self.encoder.max_length)
+
+    def embed(self, texts: list[str]) -> EncodeResult:
+        """Embed through the micro-batcher (or directly when batching is off)."""
+        if self.batcher is None:
+            return self.encoder.encode_with_info(texts)
+        return self.batcher.submit(texts, timeout=self.timeout_s)
+
+    def describe(self) -> dict[str, Any]:
+        """The model's entry in ``GET /v1/models``."""
+        info: dict[str, Any] = {
+            "id": self.name,
+            "object": "model",
+            "owned_by": "featx",
+            "dim": self.dim,
+            "max_length": self.max_length,
+            "task": None,
+            "labels": None,
+        }
+        if self.predictor is not None:
+            info["task"] = self.predictor.task.value
+            info["labels"] = self.predictor.labels
+        return info
+
+
+def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
+    """Load every configured model once: name -> :class:`ServedModel`."""
+    sources: dict[str, str] = dict(config["MODELS"] or {})
+    if not sources:
+        from featx.sources import default_model
+
+        sources = {default_model(): default_model()}
+    models = {}
+    for name, source in sources.items():
+        encoder = featx.load(source, threads=config["ONNX_THREADS"])
+        path = getattr(encoder, "path", None)
+        predictor = None
+        if path is not None and is_artifact(path) and is_predictor(path):
+            predictor = Predictor.load(Path(path))
+        batcher = None
+        if config["BATCHING"]:
+            batcher = MicroBatcher(
+                encoder.encode_with_info,
+                max_texts=config["BATCH_MAX_TEXTS"],
+                max_wait_s=config["BATCH_WAIT_MS"] / 1000,
+                on_batch=metrics.batch_size.observe,
+                on_queue=metrics.queue_depth.set,
+            )
+        models[name] = ServedModel(
+            name, str(source), encoder, predictor, batcher, config["REQUEST_TIMEOUT_S"]
+        )
+        logger.info("serving %s from %s (dim %d)", name, source, encoder.dim)
+    return models

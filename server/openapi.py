@@ -1,0 +1,199 @@
+"""The OpenAPI 3 description of every endpoint (served at ``GET /openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featx._version import __version__
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": "integer"},
+            },
+        }
+    },
+}
+_TEXTS = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+_MODEL = {"type": "string", "description": "A served model's name (GET /v1/models)."}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Bad input: the message says what to fix",
+        401: "Missing or invalid API key",
+        404: "Unknown model",
+        413: "Over a size limit",
+        415: "Not JSON",
+        503: "Timed out waiting for the encoder",
+    }
+    return {str(c): _json({"$ref": "#/components/schemas/Error"}, reasons[c]) for c in codes}
+
+
+def _post(summary: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+            "responses": {"200": _json(response), **_errors(400, 401, 404, 413, 415, 503)},
+        }
+    }
+
+
+def _get(summary: str, response: dict[str, Any], *, auth: bool = True) -> dict[str, Any]:
+    responses = {"200": response}
+    if auth:
+        responses.update(_errors(401))
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def spec(config: Any) -> dict[str, Any]:
+    """The document, with this server's limits in the schemas."""
+    texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
+    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"]}
+    vector = {"type": "array", "items": {"type": "number"}}
+    embed_response = {
+        "type": "object",
+        "required": ["model", "dim", "embeddings", "n_tokens", "truncated", "n_windows"],
+        "properties": {
+            "model": {"type": "string"},
+            "dim": {"type": "integer"},
+            "embeddings": {"type": "array", "items": vector},
+            "n_tokens": {"type": "array", "items": {"type": "integer"}},
+            "truncated": {"type": "array", "items": {"type": "boolean"}},
+            "n_windows": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
+    openai_request = {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": _MODEL,
+            "input": {"oneOf": [{"type": "string", "maxLength": config["MAX_CHARS"]}, texts]},
+            "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+            "dimensions": {"type": "integer", "minimum": 1},
+            "user": {"type": "string"},
+        },
+    }
+    openai_response = {
+        "type": "object",
+        "required": ["object", "data", "model", "usage"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["object", "index", "embedding"],
+                    "properties": {
+                        "object": {"type": "string", "enum": ["embedding"]},
+                        "index": {"type": "integer"},
+                        "embedding": {"oneOf": [vector, {"type": "string"}]},
+                    },
+                },
+            },
+            "model": {"type": "string"},
+            "usage": {
+                "type": "object",
+                "required": ["prompt_tokens", "total_tokens"],
+                "properties": {
+                    "prompt_tokens": {"type": "integer"},
+                    "total_tokens": {"type": "integer"},
+                },
+            },
+        },
+    }
+    predict_request = {
+        "type": "object",
+        "properties": {
+            "model": _MODEL,
+            "texts": texts,
+            "pairs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "array",
+                    "minItems": 2,
+                    "maxItems": 2,
+                    "items": {"type": "string"},
+                },
+            },
+        },
+    }
+    predict_response = {
+        "type": "object",
+        "required": ["model", "task", "labels", "predictions"],
+        "properties": {
+            "model": {"type": "string"},
+            "task": {"type": "string"},
+            "labels": {"type": "array"},
+            "predictions": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    status = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}},
+    }
+    models = {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": {"type": "string"},
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "object", "dim"],
+                    "properties": {"id": {"type": "string"}, "dim": {"type": "integer"}},
+                },
+            },
+        },
+    }
+    text = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    html = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "featx server", "version": __version__},
+        "components": {
+            "schemas": {"Error": _ERROR},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/v1/embeddings": _post(
+                "Embeddings, OpenAI-compatible", openai_request, openai_response
+            ),
+            "/embed": _post(
+                "Embeddings with token counts and truncation flags",
+                {
+                    "type": "object",
+                    "required": ["texts"],
+                    "properties": {"texts": texts, "model": _MODEL},
+                },
+                embed_response,
+            ),
+            "/predict": _post(
+                "Labels and probabilities (or scores) from a trained head",
+                predict_request,
+                predict_response,
+            ),
+            "/v1/models": _get("Served models", _json(models)),
+            "/healthz": _get("Liveness (never needs a key)", _json(status), auth=False),
+            "/readyz": _get("Readiness: every model loaded", _json(status)),
+            "/metrics": _get("Prometheus metrics", text),
+            "/openapi.json": _get("This document", _json({"type": "object"})),
+            "/": _get("Playground page", html),
+        },
+    }

@@ -1,0 +1,269 @@
+"""The endpoints: thin views that parse, check limits, call featx and answer JSON."""
+
+from __future__ import annotations
+
+import base64
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server.models import ServedModel
+from server.web import ApiError
+
+bp = Blueprint("featx", __name__)
+
+
+def _models() -> dict[str, ServedModel]:
+    models: dict[str, ServedModel] = current_app.extensions["featx_models"]
+    return models
+
+
+def _body() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "invalid_request_error",
+            f"Send JSON with 'Content-Type: application/json' (got "
+            f"{request.content_type or 'no content type'!r}).",
+        )
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request_error", "The JSON body must be an object.")
+    return body
+
+
+def _model(name: Any, *, param: str = "model") -> ServedModel:
+    models = _models()
+    if name is None:
+        return next(iter(models.values()))
+    if not isinstance(name, str) or name not in models:
+        raise ApiError(
+            404,
+            "model_not_found",
+            f"Unknown model {name!r}. Served models: {', '.join(models)} (GET /v1/models).",
+            param,
+        )
+    return models[name]
+
+
+def _texts(value: Any, param: str, *, allow_str: bool = False) -> list[str]:
+    """Check a list of texts against the configured limits."""
+    config = current_app.config
+    if allow_str and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ApiError(
+            400, "invalid_request_error", f"'{param}' must be a non-empty list of strings.", param
+        )
+    if len(value) > config["MAX_TEXTS"]:
+        raise ApiError(
+            413,
+            "request_too_large",
+            f"'{param}' has {len(value)} texts; the limit is {config['MAX_TEXTS']} per request.",
+            param,
+        )
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"'{param}[{i}]' is {type(text).__name__}, not a string.",
+                param,
+            )
+        if len(text) > config["MAX_CHARS"]:
+            raise ApiError(
+                413,
+                "request_too_large",
+                f"'{param}[{i}]' has {len(text)} characters; the limit is {config['MAX_CHARS']}.",
+                param,
+            )
+    return value
+
+
+def _embed(model: ServedModel, texts: list[str]) -> Any:
+    try:
+        result = model.embed(texts)
+    except TimeoutError as err:
+        raise ApiError(503, "timeout", f"{err} The server is overloaded; retry later.") from err
+    metrics = current_app.extensions["featx_metrics"]
+    metrics.texts.labels(model.name).inc(len(texts))
+    metrics.tokens.labels(model.name).inc(int(result.n_tokens.sum()))
+    return result
+
+
+@bp.post("/embed")
+def embed() -> Response:
+    """Native embeddings with per-text token counts, truncation and window counts."""
+    body = _body()
+    model = _model(body.get("model"))
+    texts = _texts(body.get("texts"), "texts")
+    result = _embed(model, texts)
+    return jsonify(
+        {
+            "model": model.name,
+            "dim": int(result.embeddings.shape[1]),
+            "embeddings": result.embeddings.tolist(),
+            "n_tokens": result.n_tokens.tolist(),
+            "truncated": result.truncated.tolist(),
+            "n_windows": result.n_windows.tolist(),
+        }
+    )
+
+
+@bp.post("/v1/embeddings")
+def openai_embeddings() -> Response:
+    """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``)."""
+    body = _body()
+    if "model" not in body:
+        raise ApiError(400, "invalid_request_error", "'model' is required.", "model")
+    model = _model(body["model"])
+    raw = body.get("input")
+    if isinstance(raw, list) and raw and all(isinstance(x, int) for x in raw):
+        raise ApiError(
+            400, "invalid_request_error", "Token-id input is not supported; send text.", "input"
+        )
+    texts = _texts(raw, "input", allow_str=True)
+    fmt = body.get("encoding_format", "float")
+    if fmt not in ("float", "base64"):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"encoding_format must be 'float' or 'base64', got {fmt!r}.",
+            "encoding_format",
+        )
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not 1 <= dimensions <= model.dim
+    ):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"dimensions must be an integer from 1 to {model.dim}, got {dimensions!r}.",
+            "dimensions",
+        )
+    result = _embed(model, texts)
+    vectors = np.asarray(result.embeddings, dtype=np.float32)
+    if dimensions is not None and dimensions < vectors.shape[1]:
+        vectors = vectors[:, :dimensions]  # Matryoshka-style cut, then unit length again
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": (
+                base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+                if fmt == "base64"
+                else v.tolist()
+            ),
+        }
+        for i, v in enumerate(vectors)
+    ]
+    tokens = int(result.n_tokens.sum())
+    return jsonify(
+        {
+            "object": "list",
+            "data": data,
+            "model": model.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    """Labels and probabilities (or scores) from a model with a trained head."""
+    body = _body()
+    model = _model(body.get("model"))
+    if model.predictor is None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"Model {model.name!r} has no trained head; train one with `featx train` "
+            "and serve that artifact.",
+            "model",
+        )
+    predictor = model.predictor
+    if predictor.n_pair_columns == 2:
+        pairs = body.get("pairs")
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 for p in pairs
+        ):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"Model {model.name!r} reads sentence pairs: send 'pairs': [[text, text], ...].",
+                "pairs",
+            )
+        _texts([t for p in pairs for t in p], "pairs")
+        X: Any = np.array(pairs, dtype=object)
+    else:
+        X = _texts(body.get("texts"), "texts")
+    predictions = predictor.predict(X)
+    proba = None
+    if predictor.task.value != "regression" and hasattr(predictor.estimator, "predict_proba"):
+        proba = predictor.predict_proba(X)
+    key = {"regression": "score", "multilabel": "labels"}.get(predictor.task.value, "label")
+    rows = []
+    for i, value in enumerate(predictions):
+        row: dict[str, Any] = {key: value}
+        if proba is not None:
+            row["probabilities"] = {
+                str(lab): float(p) for lab, p in zip(predictor.labels, proba[i], strict=True)
+            }
+        rows.append(row)
+    return jsonify(
+        {
+            "model": model.name,
+            "task": predictor.task.value,
+            "labels": predictor.labels,
+            "predictions": rows,
+        }
+    )
+
+
+@bp.get("/v1/models")
+def list_models() -> Response:
+    """Served models, OpenAI-style, with dim, task and labels."""
+    return jsonify({"object": "list", "data": [m.describe() for m in _models().values()]})
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the process answers (never needs a key)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Readiness: every model is loaded (models load before the app serves)."""
+    models = _models()
+    return jsonify({"status": "ready", "models": list(models)})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of this worker."""
+    registry = current_app.extensions["featx_metrics"].registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI document of every endpoint."""
+    from server.openapi import spec
+
+    return jsonify(spec(current_app.config))
+
+
+@bp.get("/")
+def playground() -> Response:
+    """The playground page."""
+    page = resources.files("server").joinpath("playground.html").read_text(encoding="utf-8")
+    return Response(page, mimetype="text/html")
