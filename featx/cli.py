@@ -322,6 +322,7 @@ def cache_clear() -> None:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--no-batching", is_flag=True, help="Run each request on its own.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), help="Default: the artifact's.")
 @friendly_errors
 def serve(
     models: tuple[str, ...],
@@ -334,6 +335,7 @@ def serve(
     config_file: str | None,
     api_keys_file: str | None,
     no_batching: bool,
+    precision: str | None,
 ) -> None:
     """Serve MODELS (NAME=ARTIFACT or ARTIFACT; default: the default model) over HTTP."""
     import os
@@ -356,6 +358,8 @@ def serve(
         config["API_KEYS_FILE"] = api_keys_file
     if no_batching:
         config["BATCHING"] = False
+    if precision:
+        config["PRECISION"] = precision
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     config["ONNX_THREADS"] = onnx_threads or max(1, (cores or 1) // workers)
     run(config, host=host, port=port, workers=workers, threads=threads, timeout=timeout)

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_WAIT_MS": 2.0,
     "REQUEST_TIMEOUT_S": 30.0,  # longest a request waits for its embeddings
     "ONNX_THREADS": None,  # intra-op threads per worker; None: every core
+    "PRECISION": None,  # "fp32" or "int8"; None: each artifact's default
     "API_KEYS": [],  # Bearer keys; empty: no auth
     "API_KEYS_FILE": None,  # one key per line
 }

@@ -69,7 +69,7 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
         sources = {default_model(): default_model()}
     models = {}
     for name, source in sources.items():
-        encoder = featx.load(source, threads=config["ONNX_THREADS"])
+        encoder = featx.load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
         path = getattr(encoder, "path", None)
         predictor = None
         if path is not None and is_artifact(path) and is_predictor(path):

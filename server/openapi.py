@@ -24,6 +24,10 @@ _ERROR = {
 }
 _TEXTS = {"type": "array", "minItems": 1, "items": {"type": "string"}}
 _MODEL = {"type": "string", "description": "A served model's name (GET /v1/models)."}
+_DEFAULT_MODEL = {
+    "type": ["string", "null"],
+    "description": "A served model's name (GET /v1/models); omitted or null: the first one.",
+}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -118,7 +122,7 @@ def spec(config: Any) -> dict[str, Any]:
     predict_request = {
         "type": "object",
         "properties": {
-            "model": _MODEL,
+            "model": _DEFAULT_MODEL,
             "texts": texts,
             "pairs": {
                 "type": "array",
@@ -180,7 +184,7 @@ def spec(config: Any) -> dict[str, Any]:
                 {
                     "type": "object",
                     "required": ["texts"],
-                    "properties": {"texts": texts, "model": _MODEL},
+                    "properties": {"texts": texts, "model": _DEFAULT_MODEL},
                 },
                 embed_response,
             ),

@@ -119,7 +119,7 @@ def embed() -> Response:
 def openai_embeddings() -> Response:
     """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``)."""
     body = _body()
-    if "model" not in body:
+    if body.get("model") is None:
         raise ApiError(400, "invalid_request_error", "'model' is required.", "model")
     model = _model(body["model"])
     raw = body.get("input")

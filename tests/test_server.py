@@ -196,6 +196,9 @@ def test_settings_from_a_file_and_the_environment(tiny_artifacts, tmp_path, monk
     assert client.get("/v1/models").get_json()["data"][0]["id"] == "tiny"
     with pytest.raises(ValueError, match="MAX_TEXTS must be a positive integer"):
         create_app({"MAX_TEXTS": 0})
+    fp32 = create_app({"PRECISION": "fp32", "BATCHING": False})
+    assert fp32.extensions["featx_models"]["tiny"].encoder.precision == "fp32"
+    assert fp32.test_client().post("/embed", json={"texts": ["a"]}).status_code == 200
 
 
 def test_micro_batcher_coalesces_and_isolates_failures():
