@@ -201,6 +201,12 @@ def test_settings_from_a_file_and_the_environment(tiny_artifacts, tmp_path, monk
     assert fp32.test_client().post("/embed", json={"texts": ["a"]}).status_code == 200
 
 
+def test_a_request_that_waits_too_long_gets_a_503(tiny_artifacts):
+    app = create_app({"MODELS": {"tiny": str(tiny_artifacts["bert"])}, "REQUEST_TIMEOUT_S": 0})
+    response = app.test_client().post("/embed", json={"texts": ["a"]})
+    assert response.status_code == 503 and "retry later" in response.get_json()["error"]["message"]
+
+
 def test_micro_batcher_coalesces_and_isolates_failures():
     runs = []
 
@@ -239,36 +245,75 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live_server(real_artifact, tmp_path_factory):
+def start_server(artifact, log):
+    """``featx serve`` in a subprocess; returns (process, url) once /readyz answers."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     featx_cli = Path(sys.executable).parent / "featx"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(featx_cli), "serve", f"minilm={real_artifact}", "--port", str(port)],
+            [str(featx_cli), "serve", f"minilm={artifact}", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
+            time.sleep(0.1)
+
+
+def stop(process):
+    process.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{log.read_text()}") from None
-                time.sleep(0.1)
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+@pytest.fixture(scope="module")
+def live_server(real_artifact, tmp_path_factory):
+    process, url = start_server(real_artifact, tmp_path_factory.mktemp("server") / "server.log")
+    try:
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        stop(process)
+
+
+def post_embed(url, texts, timeout=60):
+    request = urllib.request.Request(
+        f"{url}/embed",
+        data=json.dumps({"texts": texts}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, json.load(response)
+
+
+@pytest.mark.real
+def test_sigterm_lets_the_request_in_flight_finish(real_artifact, tmp_path):
+    process, url = start_server(real_artifact, tmp_path / "server.log")
+    try:
+        long_texts = [" ".join(["a long sentence about a guitar"] * 40)] * 128  # ~1 s of work
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.update(r=post_embed(url, long_texts)))
+        worker.start()
+        time.sleep(0.3)  # the request is in flight
+        process.send_signal(15)
+        worker.join(timeout=60)
+        status, body = outcome["r"]
+        assert status == 200 and len(body["embeddings"]) == 128
+        assert process.wait(timeout=30) == 0  # then it exits cleanly
+    finally:
+        if process.poll() is None:
             process.kill()
 
 
@@ -307,10 +352,5 @@ def test_a_client_dying_mid_request_does_not_hurt_the_server(live_server):
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-    request = urllib.request.Request(
-        f"{live_server}/embed",
-        data=json.dumps({"texts": ["still serving"]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200 and len(json.load(response)["embeddings"]) == 1
+    status, body = post_embed(live_server, ["still serving"], timeout=30)
+    assert status == 200 and len(body["embeddings"]) == 1
