@@ -362,7 +362,7 @@ def serve(
         config["PRECISION"] = precision
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     config["ONNX_THREADS"] = onnx_threads or max(1, (cores or 1) // workers)
-    run(config, host=host, port=port, workers=workers, threads=threads, timeout=timeout)
+    run(config, host=host, port=port, workers=workers, threads=threads, timeout=timeout)  # execs
 
 
 def _register_predictor_commands() -> None:

@@ -1,8 +1,9 @@
 """Micro-batching: coalesce concurrent requests into one encoder run.
 
 Each request thread puts its texts on a queue and waits; one worker thread takes the
-first job, keeps taking jobs until ``max_texts`` texts or ``max_wait_s`` have passed,
-runs the encoder once on all of them and hands each job its slice. A failing run is
+first job and every job already queued behind it (up to ``max_texts`` texts). A lone
+request runs at once; when several were queued, stragglers get up to ``max_wait_s`` to
+join. The encoder runs once on all of them and each job gets its slice. A failing run is
 retried job by job, so one client's bad input can never fail another client's request.
 """
 
@@ -74,14 +75,26 @@ class MicroBatcher:
         return job.result
 
     def _loop(self) -> None:
+        carried: _Job | None = None  # too big to join the last batch: first of the next
         while True:
-            jobs = [self._queue.get()]
+            jobs = [carried or self._queue.get()]
+            carried = None
             n_texts = len(jobs[0].texts)
             deadline = time.monotonic() + self.max_wait_s
+            waiting = False  # a lone request runs at once; company makes it wait a little
             while n_texts < self.max_texts:
                 try:
-                    job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    if waiting:
+                        job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    else:
+                        job = self._queue.get_nowait()
                 except queue.Empty:
+                    if waiting or len(jobs) == 1:
+                        break
+                    waiting = True  # others came together: give stragglers the window
+                    continue
+                if n_texts + len(job.texts) > self.max_texts:
+                    carried = job
                     break
                 jobs.append(job)
                 n_texts += len(job.texts)

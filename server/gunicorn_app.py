@@ -1,16 +1,27 @@
-"""Run the app under gunicorn from Python (what ``featx serve`` calls).
+"""Run the app under gunicorn (what ``featx serve`` calls).
 
 Defaults: one worker process with 16 threads, ONNX Runtime using every core in that
 worker. The threads wait on the network and on the micro-batcher, which runs one
 encoder batch at a time, so cores are not oversubscribed. With ``workers > 1``, give
 each worker ``cores / workers`` ONNX threads (``onnx_threads``) instead.
+
+:func:`serve` replaces the calling process with a fresh interpreter running
+``python -m server.gunicorn_app``: the gunicorn master must not have imported
+onnxruntime before it forks workers (a worker that inherits it hangs on exit until the
+master kills it), and the fresh process gets its own logging set-up.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import os
+import sys
+from typing import Any, NoReturn
 
 from gunicorn.app.base import BaseApplication
+
+_SPEC_ENV = "FEATX_SERVE_SPEC"
 
 
 class _Server(BaseApplication):
@@ -38,8 +49,7 @@ def serve(
     threads: int = 16,
     timeout: int = 60,
     graceful_timeout: int = 20,
-    access_log: bool = True,
-) -> None:
+) -> NoReturn:
     """Serve until SIGTERM/SIGINT; in-flight requests get ``graceful_timeout`` s to finish."""
     options = {
         "bind": f"{host}:{port}",
@@ -50,10 +60,19 @@ def serve(
         "graceful_timeout": graceful_timeout,
         "keepalive": 5,
         "accesslog": None,  # featx writes its own structured access log
-        "loglevel": "info",
+        "control_socket_disable": True,  # no shared control socket between servers
     }
-    if access_log:
-        import logging
+    os.environ[_SPEC_ENV] = json.dumps({"config": app_config, "options": options})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "server.gunicorn_app"])
 
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    _Server(app_config, options).run()
+
+def _main() -> None:
+    spec = json.loads(os.environ.pop(_SPEC_ENV))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _Server(spec["config"], spec["options"]).run()
+
+
+if __name__ == "__main__":
+    _main()

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import featx
-from featx.artifact import is_artifact
+from featx.artifact import Artifact, is_artifact
 from featx.encoders.base import EncodeResult
-from featx.predictor import Predictor, is_predictor
 from server.batching import MicroBatcher
 
 logger = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ class ServedModel:
     name: str
     source: str
     encoder: Any
-    predictor: Predictor | None
+    predictor: Any  # a featx.Predictor for artifacts with a trained head, else None
     batcher: MicroBatcher | None
     timeout_s: float
 
@@ -72,7 +71,10 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
         encoder = featx.load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
         path = getattr(encoder, "path", None)
         predictor = None
-        if path is not None and is_artifact(path) and is_predictor(path):
+        if path is not None and is_artifact(path) and "predictor" in Artifact.open(path).manifest:
+            # Only a trained artifact pays for scikit-learn and skops (~350 MB, ~2.5 s).
+            from featx.predictor import Predictor
+
             predictor = Predictor.load(Path(path))
         batcher = None
         if config["BATCHING"]:

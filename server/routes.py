@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -35,6 +36,16 @@ def _body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request_error", "The JSON body must be an object.")
     return body
+
+
+def _vectors_response(body: dict[str, Any]) -> Response:
+    """JSON with numpy arrays written natively, float32 at float32 precision.
+
+    ``jsonify`` of ``tolist()`` prints 17 digits per float: slower and twice the bytes.
+    """
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), mimetype="application/json"
+    )
 
 
 def _model(name: Any, *, param: str = "model") -> ServedModel:
@@ -103,14 +114,14 @@ def embed() -> Response:
     model = _model(body.get("model"))
     texts = _texts(body.get("texts"), "texts")
     result = _embed(model, texts)
-    return jsonify(
+    return _vectors_response(
         {
             "model": model.name,
             "dim": int(result.embeddings.shape[1]),
-            "embeddings": result.embeddings.tolist(),
-            "n_tokens": result.n_tokens.tolist(),
-            "truncated": result.truncated.tolist(),
-            "n_windows": result.n_windows.tolist(),
+            "embeddings": np.ascontiguousarray(result.embeddings, dtype=np.float32),
+            "n_tokens": result.n_tokens,
+            "truncated": result.truncated,
+            "n_windows": result.n_windows,
         }
     )
 
@@ -160,13 +171,13 @@ def openai_embeddings() -> Response:
             "embedding": (
                 base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
                 if fmt == "base64"
-                else v.tolist()
+                else np.ascontiguousarray(v)
             ),
         }
         for i, v in enumerate(vectors)
     ]
     tokens = int(result.n_tokens.sum())
-    return jsonify(
+    return _vectors_response(
         {
             "object": "list",
             "data": data,
