@@ -174,3 +174,67 @@ def test_bench_sklearn_smoke(real_artifact: Path, tmp_path: Path) -> None:
 
 def configs_of(records: list[dict], part: str) -> set[str]:
     return {r["config"] for r in records if r["part"] == part}
+
+
+def test_bench_server_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("gunicorn")
+    out = tmp_path / "bench_server.jsonl"
+    proc = _run(
+        "bench_server.py",
+        "--artifact", str(real_artifact),
+        "--start-repeats", "1",
+        "--n-batches", "4",
+        "--repeats", "1",
+        "--warmup", "2",
+        "--requests-per-client", "5",
+        "--single", "20",
+        "--soak-seconds", "5",
+        "--soak-texts", "200",
+        "--stop-timeout", "5",
+        "--out", str(out),
+    )  # fmt: skip
+    records = _records(out)
+    assert len({r["run_id"] for r in records}) == 1
+    by = {(r["part"], r["config"]): r for r in records}
+    assert set(by) == {
+        ("ready", "batching"),
+        ("embed64", "batching"),
+        ("concurrent", "batching"),
+        ("concurrent", "no-batching"),
+        ("single", "batching"),
+        ("single", "no-batching"),
+        ("soak", "batching"),
+    }
+    for r in records:
+        assert r["bench"] == "server" and r["machine"]["featx_version"]
+        assert r["artifact_default_precision"] == "int8"
+    ready = by[("ready", "batching")]
+    assert 0 < ready["ready_s_median"] <= ready["first_embedding_s_median"]
+    assert ready["rss_idle_mb_median"] > 0 and len(ready["stop_s_all"]) == 1
+    embed64 = by[("embed64", "batching")]
+    assert embed64["n_requests"] == 4 and embed64["texts_per_request"] == 64
+    assert embed64["server_texts_per_s"] > 0 and embed64["library_texts_per_s"] > 0
+    assert embed64["ratio"] > 0 and embed64["cosine_min"] >= 0.999
+    for config in ("batching", "no-batching"):
+        conc = by[("concurrent", config)]
+        assert conc["n_requests"] == 16 * 5 and conc["requests_per_s"] > 0
+        assert 0 < conc["latency_ms_p50"] <= conc["latency_ms_p99"]
+        assert conc["cosine_min_vs_alone"] > 0.98
+        single = by[("single", config)]
+        assert single["n_requests"] == 20
+        assert 0 < single["latency_ms_p50"] <= single["latency_ms_p95"]
+    assert by[("concurrent", "batching")]["ratio_vs_no_batching"] > 0
+    assert by[("concurrent", "batching")]["texts_per_encoder_run"] >= 1
+    soak = by[("soak", "batching")]
+    assert soak["n_texts"] >= 200 and soak["seconds"] >= 5 and soak["texts_per_s"] > 0
+    assert soak["rss_max_mb"] > 0 and len(soak["rss_samples"]) >= 3
+    assert all(s["rss_workers_mb"] > 0 and s["worker_processes"] >= 1 for s in soak["rss_samples"])
+    assert "| soak |" in proc.stdout and "| embed64 |" in proc.stdout
+    # Every server the benchmark started is gone.
+    leftovers = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = p.info["cmdline"] or []
+        if "serve" in cmdline and any(str(real_artifact) in arg for arg in cmdline):
+            leftovers.append(p.pid)
+    assert not leftovers
