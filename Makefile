@@ -35,3 +35,4 @@ bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle mach
 	$(PYTHON) benchmarks/bench_quality.py
 	$(PYTHON) benchmarks/bench_cli.py
 	$(PYTHON) benchmarks/bench_sklearn.py
+	$(PYTHON) benchmarks/bench_server.py
