@@ -16,19 +16,22 @@ from featx._cliutil import friendly_errors, parse_layers
 _FORMATS = click.Choice(["jsonl", "csv", "tsv", "parquet"])
 
 
+_text_col = click.option(
+    "--text-col",
+    "text_cols",
+    multiple=True,
+    default=["text"],
+    show_default=True,
+    help="Text column; give it twice for sentence pairs.",
+)
+
+
 def _data_options(command: Any) -> Any:
     """--format, --text-col, --label-col and --label-sep, shared by train and evaluate."""
     for option in reversed(
         [
             click.option("--format", "fmt", type=_FORMATS, help="Data format (default: suffix)."),
-            click.option(
-                "--text-col",
-                "text_cols",
-                multiple=True,
-                default=["text"],
-                show_default=True,
-                help="Text column; give it twice for sentence pairs.",
-            ),
+            _text_col,
             click.option("--label-col", default="label", show_default=True, help="Target column."),
             click.option(
                 "--label-sep",
@@ -240,14 +243,7 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
     type=click.Choice(["lines", "jsonl", "csv", "tsv", "parquet"]),
     help="Input format (default: from the suffix; text lines otherwise).",
 )
-@click.option(
-    "--text-col",
-    "text_cols",
-    multiple=True,
-    default=["text"],
-    show_default=True,
-    help="Text column; give it twice for sentence pairs.",
-)
+@_text_col
 @click.option("-o", "--output", help="Output .jsonl, .csv or .tsv (default: JSONL on stdout).")
 @click.option(
     "--proba/--no-proba",

@@ -106,12 +106,12 @@ class MicroBatcher:
         try:
             result = self.run(texts)
             self.on_batch(len(texts))
-        except Exception:  # noqa: BLE001 - isolate: retry each job on its own
+        except Exception as err:  # noqa: BLE001 - isolate: retry each job on its own
             if len(jobs) > 1:
                 for job in jobs:
                     self._run([job])
                 return
-            jobs[0].error = _current_error()
+            jobs[0].error = err
             jobs[0].done.set()
             return
         start = 0
@@ -126,9 +126,3 @@ class MicroBatcher:
             start = end
             job.done.set()
 
-
-def _current_error() -> BaseException:
-    import sys
-
-    error = sys.exc_info()[1]
-    return error if error is not None else RuntimeError("unknown error")
