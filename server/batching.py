@@ -125,4 +125,3 @@ class MicroBatcher:
             )
             start = end
             job.done.set()
-
