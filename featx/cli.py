@@ -16,6 +16,7 @@ import click
 
 from featx._cliutil import friendly_errors, parse_layers
 from featx.errors import TruncationWarning
+from featx.io import INPUT_FORMATS
 
 
 def _show_warnings(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -127,7 +128,7 @@ def _parity_line(name: str, figures: dict[str, Any]) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["lines", "jsonl", "csv", "tsv", "parquet"]),
+    type=click.Choice(INPUT_FORMATS),
     help="Input format (default: from the file suffix; text lines otherwise).",
 )
 @click.option(

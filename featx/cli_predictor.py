@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from featx._cliutil import friendly_errors, parse_layers
+from featx.io import INPUT_FORMATS
 
-_FORMATS = click.Choice(["jsonl", "csv", "tsv", "parquet"])
+_FORMATS = click.Choice([f for f in INPUT_FORMATS if f != "lines"])  # tables only
 
 
 _text_col = click.option(
@@ -211,10 +212,10 @@ def train(
             f"{json.dumps(found['best_params'])}"
         )
     if "dev" in metrics:
-        from featx.evaluation import Evaluation, summary
+        from featx.evaluation import summary
 
         click.echo("dev:")
-        click.echo(summary(Evaluation(predictor.task, predictor.labels, metrics["dev"], [], [])))
+        click.echo(summary(metrics["dev"]))
     click.echo(f"saved {predictor.task.value} model to {out}")
 
 
@@ -240,7 +241,7 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["lines", "jsonl", "csv", "tsv", "parquet"]),
+    type=click.Choice(INPUT_FORMATS),
     help="Input format (default: from the suffix; text lines otherwise).",
 )
 @_text_col
@@ -275,24 +276,10 @@ def predict(
         X: Any = read_texts(input_path, fmt=fmt)
     else:
         X, _ = read_dataset(input_path, text_cols, None, fmt=fmt)
-    predictions = model.predict(X)
-    probabilities = None
-    if proba or (
-        proba is None
-        and model.task.value != "regression"
-        and hasattr(model.estimator, "predict_proba")
-    ):
-        probabilities = model.predict_proba(X)
-    rows = []
-    for i, value in enumerate(predictions):
-        key = {"regression": "score", "multilabel": "labels"}.get(model.task.value, "label")
-        row: dict[str, Any] = {"index": i, key: value}
-        if probabilities is not None:
-            row["probabilities"] = {
-                str(lab): round(float(p), 6)
-                for lab, p in zip(model.labels, probabilities[i], strict=True)
-            }
-        rows.append(row)
+    rows = [{"index": i, **record} for i, record in enumerate(model.records(X, proba=proba))]
+    for row in rows:
+        if "probabilities" in row:
+            row["probabilities"] = {k: round(p, 6) for k, p in row["probabilities"].items()}
     _write_rows(rows, output, kind)
     if output is not None:
         click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
@@ -379,7 +366,7 @@ def evaluate(
         label_sep = ","
     X, y = read_dataset(data, text_cols, label_col, fmt=fmt, label_sep=label_sep)
     result = featx.evaluate(model, X, y)
-    click.echo(json.dumps(result.metrics, indent=2) if as_json else summary(result))
+    click.echo(json.dumps(result.metrics, indent=2) if as_json else summary(result.metrics))
     if not no_report:
         title = f"{Path(artifact).name} on {Path(data).name}"
         write_report(result, report_dir, title=title, force=force)

@@ -30,6 +30,7 @@ from sklearn.metrics import (
 )
 
 from featx.heads import Task
+from featx.predictor import to_plain
 
 if TYPE_CHECKING:
     from featx.predictor import Predictor
@@ -68,28 +69,26 @@ def evaluate(predictor: Predictor, X: Any, y: Any) -> Evaluation:
     if len(y) == 0:
         raise ValueError("Nothing to evaluate: the data is empty.")
     task, labels = predictor.task, predictor.labels
-    proba = None
-    if task is not Task.REGRESSION and hasattr(predictor.estimator, "predict_proba"):
-        proba = predictor.predict_proba(X)
+    predictions, proba = predictor.predict_with_proba(X)
     y_true: Any
     y_pred: Any
     if task is Task.REGRESSION:
         y_true = np.asarray(y, dtype=np.float64)
-        y_pred = np.asarray(predictor.predict(X), dtype=np.float64)
+        y_pred = np.asarray(predictions, dtype=np.float64)
         metrics = _regression(y_true, y_pred)
     elif task is Task.MULTILABEL:
         y_true = _indicator(y, labels)
-        y_pred = _indicator(predictor.predict(X), labels)
+        y_pred = _indicator(predictions, labels)
         metrics = _multilabel(y_true, y_pred, labels)
     else:
-        y_true = np.asarray([v.item() if isinstance(v, np.generic) else v for v in y])
+        y_true = np.asarray([to_plain(v) for v in y])
         unknown = sorted({repr(v) for v in y_true.tolist() if v not in set(labels)})
         if unknown:
             raise ValueError(
                 f"Labels {', '.join(unknown[:5])} are not among the model's labels {labels!r}; "
                 "check the label column (and its type: '1' is not 1)."
             )
-        y_pred = np.asarray(predictor.predict(X))
+        y_pred = np.asarray(predictions)
         metrics = _classification(y_true, y_pred, labels, proba)
     metrics["n"] = len(y)
     return Evaluation(task, labels, metrics, y_true, y_pred, proba)
@@ -163,9 +162,8 @@ def _rounded(entry: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in entry.items()}
 
 
-def summary(evaluation: Evaluation) -> str:
-    """The metrics as a few lines of text, with the per-class table."""
-    m = evaluation.metrics
+def summary(m: dict[str, Any]) -> str:
+    """Metrics (of :func:`evaluate`) as a few lines of text, with the per-class table."""
     lines = []
     order = ("accuracy", "macro_f1", "subset_accuracy", "micro_f1", "r2", "spearman", "pearson")
     headline = [k for k in (*order, "mae", "rmse", "log_loss") if k in m]
@@ -202,7 +200,7 @@ def write_report(
     with staging(target, force=force) as stage:
         write_json_atomic(stage / "metrics.json", evaluation.metrics)
         plots = _plots(evaluation, stage, plt)
-        text = summary(evaluation)
+        text = summary(evaluation.metrics)
         md = [f"# {title}", "", "```", text, "```", ""]
         md += [f"![{caption}]({name})\n" for name, caption in plots]
         (stage / "report.md").write_text("\n".join(md), encoding="utf-8")

@@ -78,7 +78,7 @@ class Predictor:
     ) -> None:
         self.estimator = estimator
         self.task = Task(task)
-        self.labels = [_plain(v) for v in labels]
+        self.labels = [to_plain(v) for v in labels]
         self.metrics = dict(metrics or {})
         if self.task is not Task.REGRESSION and not self.labels:
             raise ValueError(f"A {self.task.value} predictor needs its labels.")
@@ -104,12 +104,17 @@ class Predictor:
             return pairs
         return check_texts(_column(X), "X")
 
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether :meth:`predict_proba` works: a classifier whose head gives them."""
+        return self.task is not Task.REGRESSION and hasattr(self.estimator, "predict_proba")
+
     def predict(self, X: Any) -> list[Any]:
         """Labels (classification), lists of labels (multi-label) or floats (regression)."""
         out = self.estimator.predict(self._input(X))
         if self.task is Task.MULTILABEL:
             return [[lab for lab, on in zip(self.labels, row, strict=True) if on] for row in out]
-        return [_plain(v) for v in out]
+        return [to_plain(v) for v in out]
 
     def predict_proba(self, X: Any) -> NDArray[np.float64]:
         """Probabilities, shape (n, len(labels)), columns in :attr:`labels` order.
@@ -128,6 +133,39 @@ class Predictor:
         if isinstance(proba, list):  # multi-output heads: one (n, 2) array per label
             proba = np.stack([p[:, 1] for p in proba], axis=1)
         return np.asarray(proba, dtype=np.float64)
+
+    def predict_with_proba(
+        self, X: Any, *, proba: bool | None = None
+    ) -> tuple[list[Any], NDArray[np.float64] | None]:
+        """Predictions and, when asked (default: when the head has them), probabilities.
+
+        A single-label classifier's labels are read off its probabilities (the class of
+        highest probability, as its ``predict`` does), so the texts are embedded once.
+
+        Raises:
+            ValueError: If probabilities are asked for but the head gives none.
+        """
+        if not (self.has_probabilities if proba is None else proba):
+            return self.predict(X), None
+        probabilities = self.predict_proba(X)
+        if self.task.is_classification:
+            return [self.labels[i] for i in probabilities.argmax(axis=1)], probabilities
+        return self.predict(X), probabilities
+
+    def records(self, X: Any, *, proba: bool | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready record per text, with probabilities by label name if any.
+
+        The prediction is under ``label``, ``labels`` (multi-label) or ``score``
+        (regression); see :meth:`predict_with_proba` for when probabilities come.
+        """
+        predictions, probabilities = self.predict_with_proba(X, proba=proba)
+        key = {Task.REGRESSION: "score", Task.MULTILABEL: "labels"}.get(self.task, "label")
+        rows: list[dict[str, Any]] = [{key: value} for value in predictions]
+        if probabilities is not None:
+            names = [str(label) for label in self.labels]
+            for row, p in zip(rows, probabilities.tolist(), strict=True):
+                row["probabilities"] = dict(zip(names, p, strict=True))
+        return rows
 
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write the model as one artifact directory at ``path`` (atomically).
@@ -265,6 +303,10 @@ def _head_name(estimator: Any) -> str:
     return type(final).__name__
 
 
-def _plain(value: Any) -> Any:
-    """Turn numpy scalars into Python scalars, so labels print and serialise as themselves."""
-    return value.item() if isinstance(value, np.generic) else value
+def to_plain(value: Any) -> Any:
+    """Numpy scalars as Python scalars and tuples as lists: values that serialise as such."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [to_plain(v) for v in value]
+    return value

@@ -30,7 +30,7 @@ from sklearn.preprocessing import MultiLabelBinarizer, Normalizer, StandardScale
 from featx.embedder import Embedder
 from featx.evaluation import evaluate
 from featx.heads import Task, infer_task, make_head, search_space
-from featx.predictor import Predictor
+from featx.predictor import Predictor, to_plain
 from featx.text import check_texts
 
 ENSEMBLES = ("soft", "stack")
@@ -307,7 +307,7 @@ def train(
         )
         metrics["search"] = found
     if labels and task is not Task.MULTILABEL:
-        labels = [_plain(c) for c in fitted.classes_]
+        labels = [to_plain(c) for c in fitted.classes_]
     predictor = Predictor(fitted, task, labels, metrics=metrics)
     if dev is not None:
         dev_X, dev_y = dev
@@ -382,7 +382,7 @@ def _search(
         "scoring": scoring,
         "n_candidates": n_candidates,
         "best_score": float(search.best_score_),
-        "best_params": {k: _plain(v) for k, v in search.best_params_.items()},
+        "best_params": {k: to_plain(v) for k, v in search.best_params_.items()},
     }
     return search.best_estimator_, found
 
@@ -398,11 +398,3 @@ class _ProgressScorer:
         score = self.scorer(estimator, X, y)
         self.bar.update(1)
         return float(score)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -216,19 +216,7 @@ def predict() -> Response:
         X: Any = np.array(pairs, dtype=object)
     else:
         X = _texts(body.get("texts"), "texts")
-    predictions = predictor.predict(X)
-    proba = None
-    if predictor.task.value != "regression" and hasattr(predictor.estimator, "predict_proba"):
-        proba = predictor.predict_proba(X)
-    key = {"regression": "score", "multilabel": "labels"}.get(predictor.task.value, "label")
-    rows = []
-    for i, value in enumerate(predictions):
-        row: dict[str, Any] = {key: value}
-        if proba is not None:
-            row["probabilities"] = {
-                str(lab): float(p) for lab, p in zip(predictor.labels, proba[i], strict=True)
-            }
-        rows.append(row)
+    rows = predictor.records(X)
     return jsonify(
         {
             "model": model.name,
