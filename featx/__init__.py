@@ -25,15 +25,18 @@ from featx.errors import (
 )
 
 if TYPE_CHECKING:
+    from featx.augment import Augmenter
     from featx.embedder import Embedder
     from featx.evaluation import Evaluation, evaluate
     from featx.exporter import ExportResult
+    from featx.finetuning import Finetuned
     from featx.heads import Task, make_head
     from featx.predictor import Predictor
     from featx.training import build_pipeline, train
 
 # Public names that need scikit-learn, imported on first use: module -> names.
 _LAZY = {
+    "featx.augment": ("Augmenter",),
     "featx.embedder": ("Embedder",),
     "featx.evaluation": ("Evaluation", "evaluate"),
     "featx.heads": ("Task", "make_head"),
@@ -52,6 +55,19 @@ def export(
     from featx.exporter import export as _export
 
     return _export(model, out, **options)
+
+
+def finetune(
+    model: str | os.PathLike[str], X: Any, y: Any, *, out: str | os.PathLike[str], **options: Any
+) -> Finetuned:
+    """Fine-tune ``model`` on texts and targets and save it as an artifact at ``out``.
+
+    See :func:`featx.finetuning.finetune` for the options. Needs the ``export`` extra
+    (torch, transformers, onnx), imported only when called.
+    """
+    from featx.finetuning import finetune as _finetune
+
+    return _finetune(model, X, y, out=out, **options)
 
 
 def __getattr__(name: str) -> Any:
@@ -84,6 +100,7 @@ def models() -> dict[str, dict[str, Any]]:
 
 __all__ = [
     "ArtifactIntegrityError",
+    "Augmenter",
     "EncodeResult",
     "Embedder",
     "Encoder",
@@ -107,6 +124,7 @@ __all__ = [
     "cache_dir",
     "evaluate",
     "export",
+    "finetune",
     "load",
     "make_head",
     "models",

@@ -12,6 +12,7 @@ from typing import Any
 
 from featx._version import __version__
 from featx.artifact import FORMAT_VERSION, Artifact, is_artifact
+from featx.config import ModelSpec
 from featx.encoders.base import TransformerEncoder
 from featx.sources import Source, default_model, fetch, inspect_folder, resolve
 
@@ -98,7 +99,11 @@ def load(
 
         source = resolve(_source_of(path) if is_artifact(path) else name)
         folder = source.folder or fetch(source)[0]
-        spec = inspect_folder(folder, source.entry)
+        spec = (
+            ModelSpec.from_dict(Artifact.open(path).manifest["model"])  # as exported
+            if is_artifact(path)
+            else inspect_folder(folder, source.entry)
+        )
         return TorchEncoder.from_folder(folder, spec=spec, **options)
     from featx.encoders.onnx import OnnxEncoder
 
@@ -112,6 +117,7 @@ def load(
 def _source_of(artifact: Path) -> Path:
     """The model folder an artifact was exported from (the torch backend needs it)."""
     folder = Path(Artifact.open(artifact).manifest["source"]["path"])
+    folder = folder if folder.is_absolute() else Path(artifact) / folder  # fine-tuned: hf/
     if not folder.is_dir():
         raise FileNotFoundError(
             f"The torch backend needs the source model folder {folder}, which is gone. "

@@ -367,9 +367,10 @@ def serve(
 
 
 def _register_predictor_commands() -> None:
+    from featx.cli_finetune import finetune
     from featx.cli_predictor import evaluate, predict, train
 
-    for command in (train, predict, evaluate):
+    for command in (train, predict, evaluate, finetune):
         main.add_command(command)
 
 

@@ -124,6 +124,8 @@ def read_dataset(
 @click.option("--search-representation", is_flag=True, help="Also search pooling and layers.")
 @click.option("--cv", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--n-iter", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--augment", help="Augment training texts: eda, swap, delete, insert, synonym.")
+@click.option("--augment-copies", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="Embedding cache.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar for searches.")
@@ -154,6 +156,8 @@ def train(
     search_representation: bool,
     cv: int,
     n_iter: int,
+    augment: str | None,
+    augment_copies: int,
     seed: int,
     cache: bool,
     progress: bool | None,
@@ -195,6 +199,7 @@ def train(
         dev=dev_set,
         show_progress=progress,
         random_state=seed,
+        augment=_augmenter(augment, augment_copies, models, seed),
         tfidf=tfidf,
         ensemble=ensemble,
         representation=representation,
@@ -217,6 +222,16 @@ def train(
         click.echo("dev:")
         click.echo(summary(metrics["dev"]))
     click.echo(f"saved {predictor.task.value} model to {out}")
+
+
+def _augmenter(methods: str | None, copies: int, models: tuple[str, ...], seed: int) -> Any:
+    """The --augment option as an Augmenter whose synonyms come from the first model."""
+    if not methods:
+        return None
+    from featx.augment import Augmenter
+
+    model = models[0] if models else None
+    return Augmenter(methods.split(","), copies=copies, model=model, seed=seed)
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, Any]:

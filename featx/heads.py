@@ -202,3 +202,75 @@ def search_space(name: str, task: Task | str = Task.BINARY) -> dict[str, list[An
         f"{wrapped}l2_regularization": [0.0, 1.0],
         f"{wrapped}max_leaf_nodes": [15, 31],
     }
+
+
+class NeuralHead(BaseEstimator):
+    """A head trained by :func:`featx.finetune`, run in numpy: ``ReLU`` layers, then logits.
+
+    It is built from trained weights (``fit`` is not how it learns), so a fine-tuned model
+    runs with no torch at all. Binary and multi-class heads give softmax probabilities,
+    multi-label heads one sigmoid per label (a label is on at 0.5), regression the raw
+    output.
+
+    Args:
+        task: The task the head was trained for.
+        weights: Weight matrices (out, in), first layer first.
+        biases: Bias vectors, one per weight matrix.
+        classes: Class labels (classification) or label names (multi-label).
+    """
+
+    def __init__(
+        self,
+        task: str = "binary",
+        weights: list[Any] | None = None,
+        biases: list[Any] | None = None,
+        classes: list[Any] | None = None,
+    ) -> None:
+        self.task = task
+        self.weights = weights
+        self.biases = biases
+        self.classes = classes
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once it holds weights."""
+        return bool(self.weights)
+
+    @property
+    def classes_(self) -> Any:
+        """Class labels, as scikit-learn classifiers expose them."""
+        return np.asarray(self.classes)
+
+    def fit(self, X: Any, y: Any) -> NeuralHead:
+        """Refuse: the head's weights come from fine-tuning."""
+        raise NotImplementedError(
+            "A NeuralHead is trained by featx.finetune (or `featx finetune`), not by fit()."
+        )
+
+    def decision_function(self, X: Any) -> Any:
+        """The head's raw outputs (logits, or scores for regression)."""
+        h = np.asarray(X, dtype=np.float32)
+        layers = list(zip(self.weights or [], self.biases or [], strict=True))
+        for i, (w, b) in enumerate(layers):
+            h = h @ np.asarray(w, dtype=np.float32).T + np.asarray(b, dtype=np.float32)
+            if i < len(layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities (softmax), or per-label probabilities (sigmoid)."""
+        if Task(self.task) is Task.REGRESSION:
+            raise AttributeError("A regression head gives scores, not probabilities.")
+        z = self.decision_function(X).astype(np.float64)
+        if Task(self.task) is Task.MULTILABEL:
+            return 1.0 / (1.0 + np.exp(-z))
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> Any:
+        """Labels, a 0/1 label matrix (multi-label) or scores (regression)."""
+        task = Task(self.task)
+        if task is Task.REGRESSION:
+            return self.decision_function(X)[:, 0].astype(np.float64)
+        if task is Task.MULTILABEL:
+            return (self.predict_proba(X) >= 0.5).astype(np.int64)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

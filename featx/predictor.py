@@ -40,6 +40,7 @@ MEMBERS_DIR = "encoders"
 TRUSTED_TYPES = (
     "featx.embedder.Embedder",
     "featx.encoders.fake.HashEncoder",
+    "featx.heads.NeuralHead",
     "sklearn.utils._bunch.Bunch",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

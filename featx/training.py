@@ -250,6 +250,7 @@ def train(
     dev: tuple[Any, Any] | None = None,
     show_progress: bool | None = None,
     random_state: int | None = 0,
+    augment: Any = None,
     **pipeline_options: Any,
 ) -> Predictor:
     """Fit a predictor on texts ``X`` and targets ``y``.
@@ -270,6 +271,9 @@ def train(
         dev: Held-out ``(X, y)``: its metrics are stored with the model.
         show_progress: A progress bar over search fits; default: on a terminal.
         random_state: Seed for heads, folds and the random search.
+        augment: Add augmented copies of the training texts: method name(s) or an
+            :class:`~featx.augment.Augmenter`. In a search, copies of a fold's held-out
+            texts never train that fold, and only original texts are scored.
         **pipeline_options: More :func:`build_pipeline` options (``tfidf``, ``ensemble``,
             ``representation``, ``head_params``, ``class_weight``, ``cache``, ``precision``).
 
@@ -294,6 +298,15 @@ def train(
     elif pipeline_options:
         raise ValueError(f"Pass {', '.join(pipeline_options)} or estimator, not both.")
     metrics: dict[str, Any] = {"task": task.value, "n_train": n}
+    rows = None
+    if augment is not None:
+        if np.ndim(np.asarray(X, dtype=object)) == 2:
+            raise ValueError("Augmentation edits single texts, not sentence pairs.")
+        from featx.augment import augmenter
+
+        X, rows = augmenter(augment, seed=random_state or 0).expand(list(X))
+        target = target[rows]
+        metrics["augment"] = {"methods": str(augment), "n_added": len(rows) - n}
     if search is None:
         fitted = clone(estimator).fit(X, target)
     else:
@@ -303,7 +316,7 @@ def train(
             estimator, head_name, task, representation=search_representation
         )
         fitted, found = _search(
-            estimator, grid, X, target, task, search, cv, n_iter, random_state, show_progress
+            estimator, grid, X, target, task, search, cv, n_iter, random_state, show_progress, rows
         )
         metrics["search"] = found
     if labels and task is not Task.MULTILABEL:
@@ -340,6 +353,7 @@ def _search(
     n_iter: int,
     random_state: int | None,
     show_progress: bool | None,
+    rows: Any = None,
 ) -> tuple[BaseEstimator, dict[str, Any]]:
     from tqdm.auto import tqdm
 
@@ -350,6 +364,11 @@ def _search(
         if task.is_classification
         else KFold(cv, shuffle=True, random_state=random_state)
     )
+    if rows is not None:  # augmented: split the originals, keep copies with their source
+        from featx.augment import folds_without_leaks
+
+        n = int(rows.max()) + 1
+        splitter = folds_without_leaks(splitter.split(np.zeros(n), y[:n]), rows)
     scoring = {
         Task.BINARY: "accuracy",
         Task.MULTICLASS: "accuracy",

@@ -1,0 +1,332 @@
+"""Partial fine-tuning of the default model on SST-2, exported back to ONNX, on this CPU.
+
+Parts (all by default):
+
+- ``layers``: accuracy against layers unfrozen (0 = head only, 1, 2, 4, all), each with
+  its training wall time; dev scored every epoch, the best epoch kept (early stopping).
+  Test accuracy is that of the exported artifact (ONNX, its default precision); the
+  int8 graph's test predictions are compared with the fine-tuned torch model's.
+- ``precision``: the same run (top 2 layers, 2 epochs) with bf16 autocast and in fp32:
+  training time ratio and test accuracy.
+- ``lowdata``: 64 and 256 training labels (5 fixed draws each), with and without EDA
+  augmentation (4 copies per text), for a frozen head (logistic regression, C by CV)
+  and for fine-tuning the top 2 layers (fixed epochs, no dev set).
+- ``serve``: the best fine-tuned artifact in the featx server, unchanged: ``/predict``
+  answers equal the library's.
+
+Appends one JSON line per configuration to ``benchmarks/results/bench_finetune.jsonl``
+and prints a Markdown table.
+
+    python benchmarks/bench_finetune.py
+    python benchmarks/bench_finetune.py --parts precision --limit 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+PARTS = ("layers", "precision", "lowdata", "serve")
+LAYERS: list[int | str] = [0, 1, 2, 4, "all"]
+# Head-only training reads cached features, so it can afford many epochs and a high rate.
+HEAD_ONLY = {"epochs": 40, "head_lr": 1e-2, "patience": 5}
+LAYER_RUN = {"epochs": 3, "lr": 1e-4, "batch_size": 32, "patience": 2}
+LOW_SIZES = (64, 256)
+LOW_DRAWS = 5
+AUGMENT = {"methods": ["eda"], "copies": 4}
+# Fixed step budgets for the low-data fine-tuning (there is no dev set to stop on).
+LOW_EPOCHS = {64: 20, 256: 8}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common.add_data_args(parser)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--limit", type=int, default=0, help="first N rows of each split (0: all)")
+    parser.add_argument("--layers", nargs="+", default=[str(n) for n in LAYERS])
+    parser.add_argument("--draws", type=int, default=LOW_DRAWS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", type=Path, help="where artifacts go (default: a temp dir)")
+    parser.add_argument(
+        "--out", type=Path, default=common.RESULTS_DIR / "bench_finetune.jsonl", help="JSONL"
+    )
+    args = parser.parse_args(argv)
+    if args.limit < 0 or args.threads < 1 or args.draws < 1:
+        parser.error("--limit must be >= 0, --threads and --draws >= 1")
+    args.layers = [n if n == "all" else int(n) for n in args.layers]
+    return args
+
+
+class Run:
+    """One benchmark run: data, a work folder, shared record fields."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        self.args = args
+        self.work = args.work or Path(tempfile.mkdtemp(prefix="featx-bench-finetune-"))
+        os.environ["FEATX_CACHE_DIR"] = str(self.work / "cache")
+        d, n = args.data / "sst2", args.limit
+        self.splits = {}
+        for split in ("train", "dev", "test"):
+            header, rows = common.read_tsv(d / f"{split}.tsv")
+            rows = rows[:n] if n else rows
+            self.splits[split] = ([r[0] for r in rows], [int(r[1]) for r in rows])
+        self.base = {
+            "bench": "finetune",
+            "run_id": common.run_id(),
+            "model": common.DEFAULT_MODEL,
+            "settings": {"threads": args.threads, "limit": args.limit},
+            "machine": common.machine_record(args.threads),
+        }
+        self.records: list[dict[str, Any]] = []
+        self.best: tuple[float, Path] | None = None
+
+    def record(self, **fields: Any) -> dict[str, Any]:
+        rec = {**self.base, **fields}
+        self.records.append(rec)
+        shown = {k: v for k, v in fields.items() if not isinstance(v, dict | list)}
+        print(f"  {shown}", file=sys.stderr, flush=True)
+        return rec
+
+
+def torch_outputs(artifact: Path, texts: list[str]) -> np.ndarray:
+    """The fine-tuned torch model's head outputs (from the artifact's hf/ folder)."""
+    import featx
+
+    predictor = featx.Predictor.load(artifact)
+    encoder = featx.load(artifact, backend="torch")
+    head = predictor.estimator.steps[-1][1]
+    return head.decision_function(encoder.encode(texts, show_progress=False))
+
+
+def finetuned(run: Run, name: str, **settings: Any) -> dict[str, Any]:
+    """Fine-tune on SST-2 train with dev, score the artifact on test; return the record."""
+    import featx
+
+    xtr, ytr = run.splits["train"]
+    xdv, ydv = run.splits["dev"]
+    xte, yte = run.splits["test"]
+    out = run.work / name
+    started = time.perf_counter()
+    result = featx.finetune(
+        common.DEFAULT_MODEL,
+        xtr,
+        ytr,
+        out=out,
+        X_dev=xdv,
+        y_dev=ydv,
+        force=True,
+        show_progress=False,
+        **settings,
+    )
+    total = time.perf_counter() - started
+    predictor = result.predictor
+    proba = predictor.predict_proba(xte)
+    onnx_labels = np.asarray(predictor.labels)[proba.argmax(axis=1)]
+    test = float(np.mean(onnx_labels == np.asarray(yte))) * 100
+    reference = torch_outputs(out, xte).argmax(axis=1)
+    agreement = float(np.mean(proba.argmax(axis=1) == reference)) * 100
+    torch_test = float(np.mean(np.asarray(predictor.labels)[reference] == np.asarray(yte))) * 100
+    report = result.report
+    if run.best is None or report["best"]["accuracy"] > run.best[0]:
+        run.best = (report["best"]["accuracy"], out)
+    return {
+        "settings_used": report["settings"],
+        "precision_used": report["precision_used"],
+        "train_seconds": report["train_seconds"],
+        "total_seconds": round(total, 1),
+        "epochs_run": report["history"]["evals"][-1]["epoch"] if report["history"]["evals"] else 0,
+        "best_epoch": report["best"].get("epoch"),
+        "dev_accuracy": round(report["best"]["accuracy"] * 100, 2),
+        "test_accuracy": round(test, 2),
+        "test_accuracy_torch": round(torch_test, 2),
+        "int8_torch_agreement": round(agreement, 2),
+        "default_precision": predictor_precision(out),
+        "dev_gate": report["dev_gate"],
+        "trainable_parameters": report["trainable_parameters"]["trainable"],
+    }
+
+
+def predictor_precision(artifact: Path) -> str:
+    import json
+
+    return json.loads((artifact / "featx.json").read_text())["default_precision"]
+
+
+def part_layers(run: Run) -> None:
+    for n in run.args.layers:
+        settings = {**LAYER_RUN, **(HEAD_ONLY if n == 0 else {}), "train_layers": n}
+        fields = finetuned(run, f"layers-{n}", **settings)
+        run.record(part="layers", config=f"train_layers={n}", **fields)
+
+
+def part_precision(run: Run) -> None:
+    for precision in ("bf16", "fp32"):
+        fields = finetuned(
+            run,
+            f"precision-{precision}",
+            train_layers=2,
+            epochs=2,
+            lr=1e-4,
+            precision=precision,
+            patience=None,
+        )
+        run.record(part="precision", config=precision, **fields)
+    bf16, fp32 = run.records[-2], run.records[-1]
+    ratio = fp32["train_seconds"] / bf16["train_seconds"]
+    print(f"  bf16 trains {ratio:.2f}x faster than fp32", file=sys.stderr)
+
+
+def _draw(run: Run, size: int, seed: int) -> tuple[list[str], list[int]]:
+    """``size`` training examples, half of each class, drawn with ``seed``."""
+    xtr, ytr = run.splits["train"]
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(ytr)
+    rows = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), size // 2, replace=False) for c in (0, 1)]
+    )
+    rows = rng.permutation(rows)
+    return [xtr[i] for i in rows], [ytr[i] for i in rows]
+
+
+def part_lowdata(run: Run) -> None:
+    import featx
+    from featx.augment import Augmenter
+
+    xte, yte = run.splits["test"]
+    artifact, _ = common.ensure_artifact(run.args.artifact.resolve())
+    for size in LOW_SIZES:
+        for augmented in (False, True):
+            for method in ("frozen", "finetune"):
+                scores, seconds = [], []
+                for seed in range(run.args.draws):
+                    X, y = _draw(run, size, seed)
+                    augment = (
+                        Augmenter(AUGMENT["methods"], copies=AUGMENT["copies"], seed=seed)
+                        if augmented
+                        else None
+                    )
+                    started = time.perf_counter()
+                    if method == "frozen":
+                        predictor = featx.train(
+                            X,
+                            y,
+                            model=str(artifact),
+                            search="grid",
+                            cv=4,
+                            random_state=seed,
+                            augment=augment,
+                            show_progress=False,
+                        )
+                    else:
+                        predictor = featx.finetune(
+                            common.DEFAULT_MODEL,
+                            X,
+                            y,
+                            out=run.work / "low",
+                            force=True,
+                            train_layers=2,
+                            epochs=LOW_EPOCHS[size],
+                            lr=1e-4,
+                            seed=seed,
+                            augment=augment,
+                            show_progress=False,
+                        ).predictor
+                    seconds.append(time.perf_counter() - started)
+                    predicted = predictor.predict(xte)
+                    scores.append(float(np.mean(np.asarray(predicted) == np.asarray(yte))) * 100)
+                how = "EDA x4" if augmented else "no augmentation"
+                run.record(
+                    part="lowdata",
+                    config=f"{size} labels, {method}, {how}",
+                    n_labels=size,
+                    method=method,
+                    augment=AUGMENT if augmented else None,
+                    test_accuracy=round(float(np.mean(scores)), 2),
+                    test_accuracy_std=round(float(np.std(scores)), 2),
+                    test_accuracies=[round(s, 2) for s in scores],
+                    seconds_mean=round(float(np.mean(seconds)), 1),
+                )
+
+
+def part_serve(run: Run) -> None:
+    import featx
+    from server import create_app
+
+    if run.best is None:
+        part = finetuned(run, "serve", train_layers=2, epochs=1)
+        del part
+    assert run.best is not None
+    artifact = run.best[1]
+    texts = run.splits["test"][0][:200]
+    app = create_app({"MODELS": {"sst2": str(artifact)}})
+    client = app.test_client()
+    answer = client.post("/predict", json={"model": "sst2", "texts": texts}).get_json()
+    served = [row["label"] for row in answer["predictions"]]
+    library = featx.Predictor.load(artifact).predict(texts)
+    run.record(
+        part="serve",
+        config="featx server /predict",
+        artifact=str(artifact.name),
+        n_texts=len(texts),
+        equal_to_library=float(np.mean(np.asarray(served) == np.asarray(library))) * 100,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    common.warn_if_busy(args.threads)
+    run = Run(args)
+    parts = {
+        "layers": part_layers,
+        "precision": part_precision,
+        "lowdata": part_lowdata,
+        "serve": part_serve,
+    }
+    try:
+        for part in args.parts:
+            print(f"[{part}]", file=sys.stderr, flush=True)
+            parts[part](run)
+    finally:
+        out = common.append_results(args.out, run.records)
+        print(render(run.records))
+        print(f"\n{len(run.records)} records appended to {out}", file=sys.stderr)
+    return 0
+
+
+def render(records: list[dict[str, Any]]) -> str:
+    """A Markdown table of one run."""
+    rows = []
+    for r in records:
+        rows.append(
+            [
+                r["part"],
+                r["config"],
+                common.fmt(r.get("dev_accuracy"), ".2f"),
+                common.fmt(r.get("test_accuracy"), ".2f")
+                + (f" ± {r['test_accuracy_std']:.2f}" if "test_accuracy_std" in r else ""),
+                common.fmt(r.get("int8_torch_agreement"), ".2f"),
+                common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f"),
+                r.get("precision_used", ""),
+            ]
+        )
+    header = ["part", "configuration", "dev acc", "test acc", "int8=torch %", "seconds", "autocast"]
+    return common.markdown_table(header, rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
