@@ -43,6 +43,7 @@ def neural_head(model: TextModel, targets: Targets) -> NeuralHead:
     linears: list[Any] = list(model.head.linears)
     weights = [lin.weight.detach().float().numpy().copy() for lin in linears]
     biases = [lin.bias.detach().float().numpy().copy() for lin in linears]
+    weights[0] = weights[0] * np.float32(model.head.scale)
     if targets.task is Task.REGRESSION:
         weights[-1] = weights[-1] * targets.scale
         biases[-1] = biases[-1] * targets.scale + targets.mean

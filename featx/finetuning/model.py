@@ -44,11 +44,19 @@ def transformer_layers(encoder: torch.nn.Module, num_layers: int) -> torch.nn.Mo
 
 
 class Head(torch.nn.Module):
-    """Dropout, then a linear layer, or an MLP with ReLU hidden layers."""
+    """Dropout, then a linear layer, or an MLP with ReLU hidden layers.
 
-    def __init__(self, dim: int, n_out: int, hidden: tuple[int, ...], dropout: float) -> None:
+    ``scale`` multiplies the input first: unit-length vectors have entries of about
+    1/sqrt(dim), too small for a freshly initialised layer to learn from in few steps, so
+    they are scaled to entries of about 1 (the export folds the scale into the weights).
+    """
+
+    def __init__(
+        self, dim: int, n_out: int, hidden: tuple[int, ...], dropout: float, scale: float = 1.0
+    ) -> None:
         super().__init__()
         sizes = [dim, *hidden, n_out]
+        self.scale = scale
         self.dropout = torch.nn.Dropout(dropout)
         self.linears = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
@@ -56,6 +64,7 @@ class Head(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (or scores) for the pooled features ``x``."""
+        x = x * self.scale
         for i, linear in enumerate(self.linears):
             x = linear(self.dropout(x))
             if i < len(self.linears) - 1:
@@ -91,7 +100,8 @@ class TextModel(torch.nn.Module):
         self.pairs = pairs
         config: Any = encoder.config
         dim = int(config.hidden_size)
-        self.head = Head(dim * (4 if pairs else 1), n_out, hidden, dropout)
+        scale = float(dim) ** 0.5 if representation.normalize else 1.0
+        self.head = Head(dim * (4 if pairs else 1), n_out, hidden, dropout, scale)
 
     def embed(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled (and, as the model says, L2-normalised) vectors in fp32."""
