@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 PARTS = ("layers", "precision", "lowdata", "serve")
+EXTRA_PARTS = ("agreement",)  # re-measure the artifacts a run left in --work
 LAYERS: list[int | str] = [0, 1, 2, 4, "all"]
 # Head-only training reads cached features, so it can afford many epochs and a high rate.
 HEAD_ONLY = {"epochs": 40, "head_lr": 1e-2, "patience": 5}
@@ -53,7 +54,7 @@ LOW_EPOCHS = {64: 20, 256: 8}
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_data_args(parser)
-    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS + EXTRA_PARTS)
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each split (0: all)")
     parser.add_argument("--layers", nargs="+", default=[str(n) for n in LAYERS])
     parser.add_argument("--draws", type=int, default=LOW_DRAWS)
@@ -136,11 +137,9 @@ def finetuned(run: Run, name: str, **settings: Any) -> dict[str, Any]:
     total = time.perf_counter() - started
     predictor = result.predictor
     proba = predictor.predict_proba(xte)
-    onnx_labels = np.asarray(predictor.labels)[proba.argmax(axis=1)]
-    test = float(np.mean(onnx_labels == np.asarray(yte))) * 100
-    reference = torch_outputs(out, xte).argmax(axis=1)
-    agreement = float(np.mean(proba.argmax(axis=1) == reference)) * 100
-    torch_test = float(np.mean(np.asarray(predictor.labels)[reference] == np.asarray(yte))) * 100
+    labels = np.asarray(predictor.labels)
+    test = float(np.mean(labels[proba.argmax(axis=1)] == np.asarray(yte))) * 100
+    agreement = graph_agreement(out, xte, yte)
     report = result.report
     if run.best is None or report["best"]["accuracy"] > run.best[0]:
         run.best = (report["best"]["accuracy"], out)
@@ -153,12 +152,27 @@ def finetuned(run: Run, name: str, **settings: Any) -> dict[str, Any]:
         "best_epoch": report["best"].get("epoch"),
         "dev_accuracy": round(report["best"]["accuracy"] * 100, 2),
         "test_accuracy": round(test, 2),
-        "test_accuracy_torch": round(torch_test, 2),
-        "int8_torch_agreement": round(agreement, 2),
+        **agreement,
         "default_precision": predictor_precision(out),
         "dev_gate": report["dev_gate"],
         "trainable_parameters": report["trainable_parameters"]["trainable"],
     }
+
+
+def graph_agreement(artifact: Path, texts: list[str], y: list[int]) -> dict[str, float]:
+    """How often each ONNX graph (with the numpy head) predicts what the torch model does."""
+    import featx
+
+    reference = torch_outputs(artifact, texts).argmax(axis=1)
+    labels = np.asarray(featx.Predictor.load(artifact).labels)
+    out: dict[str, float] = {}
+    for precision in ("int8", "fp32"):
+        estimator = featx.Predictor.load(artifact).estimator
+        estimator.set_params(embed__precision=precision)
+        predicted = estimator.predict_proba(texts).argmax(axis=1)
+        out[f"{precision}_torch_agreement"] = round(float(np.mean(predicted == reference)) * 100, 2)
+    out["test_accuracy_torch"] = round(float(np.mean(labels[reference] == np.asarray(y))) * 100, 2)
+    return out
 
 
 def predictor_precision(artifact: Path) -> str:
@@ -287,6 +301,17 @@ def part_serve(run: Run) -> None:
     )
 
 
+def part_agreement(run: Run) -> None:
+    xte, yte = run.splits["test"]
+    for artifact in sorted(p for p in run.work.iterdir() if (p / "finetune.json").is_file()):
+        run.record(
+            part="agreement",
+            config=artifact.name,
+            default_precision=predictor_precision(artifact),
+            **graph_agreement(artifact, xte, yte),
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     common.warn_if_busy(args.threads)
@@ -296,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "precision": part_precision,
         "lowdata": part_lowdata,
         "serve": part_serve,
+        "agreement": part_agreement,
     }
     try:
         for part in args.parts:
@@ -320,11 +346,21 @@ def render(records: list[dict[str, Any]]) -> str:
                 common.fmt(r.get("test_accuracy"), ".2f")
                 + (f" ± {r['test_accuracy_std']:.2f}" if "test_accuracy_std" in r else ""),
                 common.fmt(r.get("int8_torch_agreement"), ".2f"),
+                r.get("default_precision", ""),
                 common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f"),
                 r.get("precision_used", ""),
             ]
         )
-    header = ["part", "configuration", "dev acc", "test acc", "int8=torch %", "seconds", "autocast"]
+    header = [
+        "part",
+        "configuration",
+        "dev acc",
+        "test acc",
+        "int8 = torch %",
+        "default graph",
+        "train s",
+        "autocast",
+    ]
     return common.markdown_table(header, rows)
 
 

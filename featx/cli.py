@@ -255,6 +255,21 @@ def info(artifact: str, as_json: bool) -> None:
         extra = [e for e in head["encoders"] if e != "."]
         if extra:
             click.echo(f"encoders:   {', '.join(extra)} (besides the root)")
+    tuned = m.get("finetune")
+    if tuned:
+        report = opened.read_json(tuned["report"])
+        gate = tuned["dev_gate"]
+        layers = report["settings"]["train_layers"]
+        click.echo(
+            f"fine-tuned: from {report['model']}, train_layers={layers}, "
+            f"{report['train_seconds']:.0f} s ({report['precision_used']}); "
+            f"HF folder {tuned['hf']}/"
+        )
+        if gate.get("checked"):
+            click.echo(
+                f"dev gate:   {gate['metric']} torch fp32 {gate['torch_fp32']:.2f}, "
+                f"int8 {gate['onnx_int8']:.2f} ({'passed' if gate['passes'] else 'failed'})"
+            )
     click.echo(f"featx:      {m['featx_version']}, created {m['created']}")
     click.echo(f"checksums:  {len(m['files'])} files verified")
     if parity is not None:

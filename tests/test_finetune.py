@@ -358,6 +358,8 @@ def test_cli_finetune_then_predict_and_serve(
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "int8 gate" in result.output and "wrote" in result.output
+    info = runner.invoke(main, ["info", str(out)])
+    assert "fine-tuned: from" in info.output and "dev gate:   accuracy" in info.output
     result = runner.invoke(main, ["predict", str(out), "--input", "-"], input="i love the film\n")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.splitlines()[0])["label"] in ("neg", "pos")
@@ -420,3 +422,33 @@ def test_the_default_model_fine_tunes_on_a_small_subset(tmp_path: Path) -> None:
     assert predictor.predict(["a wonderful film", "a boring mess"]) == [1, 0]
     # The same artifact still embeds, with its fine-tuned encoder.
     assert featx.load(out).encode(["a wonderful film"]).shape == (1, 384)
+
+
+def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
+    tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import featx.finetuning.export as finetune_export
+
+    monkeypatch.setattr(finetune_export, "MIN_AGREEMENT", 1.01)  # no int8 graph can pass
+    out = tmp_path / "ft"
+    result = finetune(
+        str(tiny_model_dirs["bert"]),
+        TEXTS,
+        LABELS,
+        out=out,
+        X_dev=TEXTS,
+        y_dev=LABELS,
+        train_layers=1,
+        epochs=1,
+        show_progress=False,
+        **FAST,
+    )
+    gate = result.report["dev_gate"]
+    assert gate["int8_recipe"] == "feed-forward outputs in fp32" and "first_try" in gate
+    assert not gate["passes"]
+    manifest = json.loads((out / "featx.json").read_text())
+    assert manifest["default_precision"] == "fp32"
+    assert manifest["variants"]["int8"]["recipe"]["fp32_matmuls"] == 2  # one per layer
+    # The rebuilt graph is sealed and verified like any other file.
+    assert featx.load(out, precision="int8").encode(["love it"]).shape == (1, 32)
+    assert Predictor.load(out).predict(["love it"])[0] in ("neg", "pos")

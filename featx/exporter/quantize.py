@@ -130,6 +130,7 @@ def quantize_int8(
     *,
     alpha: float | None = SMOOTH_ALPHA,
     per_channel: bool = True,
+    exclude: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Write a smoothed, dynamically quantised int8 copy of ``fp32`` to ``out``.
 
@@ -140,10 +141,12 @@ def quantize_int8(
             measure activation ranges for smoothing.
         alpha: Smoothing strength; ``None`` skips smoothing (plain dynamic int8).
         per_channel: One weight scale per output channel (else one per tensor).
+        exclude: Names of MatMul nodes to keep in fp32.
 
     Returns:
         What was done, for the manifest (the recipe and the number of smoothed MatMuls).
     """
+    excluded = list(exclude)
     model = onnx.load(str(fp32))
     n_smoothed = 0 if alpha is None else smooth(model, calibration, alpha)
     smoothed = out.with_name(out.name + ".smoothed.onnx")
@@ -159,6 +162,7 @@ def quantize_int8(
             reduce_range=False,  # VNNI and AVX2 u8s8 kernels use the full range
             weight_type=QuantType.QInt8,
             extra_options={"MatMulConstBOnly": True},
+            nodes_to_exclude=excluded,
         )
     finally:
         logging.getLogger().removeFilter(hint_filter)
@@ -169,6 +173,7 @@ def quantize_int8(
         "weights": f"int8, per {'output channel' if per_channel else 'tensor'}",
         "smoothing": {**INT8_RECIPE["smoothing"], "alpha": alpha},
         "n_smoothed_matmuls": n_smoothed,
+        **({"fp32_matmuls": len(excluded)} if excluded else {}),
     }
 
 
@@ -178,3 +183,24 @@ def convert_fp16(fp32: Path, out: Path) -> None:
 
     model = onnx.load(str(fp32))
     onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out))
+
+
+def ffn_output_matmuls(fp32: Path) -> list[str]:
+    """The MatMuls that read the feed-forward activations (GELU outputs) of each layer.
+
+    Their inputs are the hardest to quantise per tensor; keeping them in fp32 is the
+    cheapest way to bring an int8 graph closer to fp32 when the default one is not close
+    enough (see featx.finetuning).
+    """
+    model = onnx.load(str(fp32), load_external_data=False)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    weights = {i.name for i in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in weights:
+            continue
+        source = producer.get(node.input[0])
+        # GELU is exported as Erf arithmetic (x * 0.5 * (1 + erf(x / sqrt 2))) or a Gelu op.
+        if source is not None and source.op_type in ("Mul", "Gelu", "FastGelu", "BiasGelu"):
+            names.append(node.name)
+    return names

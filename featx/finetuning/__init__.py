@@ -251,6 +251,7 @@ def finetune(
         max_length=spec.max_length,
         report=report,
         dev=dev,
+        reference=reference,
         calibration_texts=calibration,
         probe_texts=probes,
         plot=_plot,
