@@ -452,3 +452,38 @@ def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
     # The rebuilt graph is sealed and verified like any other file.
     assert featx.load(out, precision="int8").encode(["love it"]).shape == (1, 32)
     assert Predictor.load(out).predict(["love it"])[0] in ("neg", "pos")
+
+
+def test_runs_are_reproducible_and_score_every_n_steps(
+    tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    def run(name: str) -> Any:
+        return finetune(
+            str(tiny_model_dirs["gpt2"]),
+            TEXTS,
+            LABELS,
+            out=tmp_path / name,
+            X_dev=TEXTS,
+            y_dev=LABELS,
+            train_layers=1,
+            epochs=2,
+            eval_every=2,
+            seed=3,
+            show_progress=False,
+            **FAST,
+        )
+
+    first, second = run("a"), run("b")
+    assert [e["step"] for e in first.report["history"]["evals"]] == [2, 4, 6]
+    heads = [Predictor.load(tmp_path / n).estimator.steps[-1][1] for n in ("a", "b")]
+    for w1, w2 in zip(heads[0].weights, heads[1].weights, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    assert first.report["history"]["steps"] == second.report["history"]["steps"]
+
+
+def test_a_model_family_featx_cannot_feed_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "t5"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": 32}))
+    with pytest.raises(ModelLoadError, match="'t5' model"):
+        finetune(str(folder), TEXTS, LABELS, out=tmp_path / "x")

@@ -155,6 +155,7 @@ def finetune(
     best: tuple[float, TextModel, History, Settings] | None = None
     for run_settings in grid:
         encoder = load_hf_model(source_dir)
+        torch.manual_seed(run_settings.seed)  # the head's initial weights
         text_model = TextModel(
             encoder,
             representation,
