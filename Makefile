@@ -2,7 +2,7 @@
 PYTHON ?= python
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install fix lint typecheck test test-fast check bench
+.PHONY: help install fix lint typecheck test test-fast check bench bench-finetune
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,3 +36,6 @@ bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle mach
 	$(PYTHON) benchmarks/bench_cli.py
 	$(PYTHON) benchmarks/bench_sklearn.py
 	$(PYTHON) benchmarks/bench_server.py
+
+bench-finetune:  ## SST-2 fine-tuning: layers curve, bf16 vs fp32, low data (~45 min)
+	$(PYTHON) benchmarks/bench_finetune.py

@@ -58,6 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each split (0: all)")
     parser.add_argument("--layers", nargs="+", default=[str(n) for n in LAYERS])
     parser.add_argument("--draws", type=int, default=LOW_DRAWS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(LOW_SIZES), help="low data")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, help="where artifacts go (default: a temp dir)")
     parser.add_argument(
@@ -223,7 +224,7 @@ def part_lowdata(run: Run) -> None:
 
     xte, yte = run.splits["test"]
     artifact, _ = common.ensure_artifact(run.args.artifact.resolve())
-    for size in LOW_SIZES:
+    for size in run.args.sizes:
         for augmented in (False, True):
             for method in ("frozen", "finetune"):
                 scores, seconds = [], []

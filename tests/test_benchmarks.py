@@ -238,3 +238,20 @@ def test_bench_server_smoke(real_artifact: Path, tmp_path: Path) -> None:
         if "serve" in cmdline and any(str(real_artifact) in arg for arg in cmdline):
             leftovers.append(p.pid)
     assert not leftovers
+
+
+def test_bench_finetune_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_finetune.jsonl"
+    args = ["--artifact", str(real_artifact), "--limit", "120", "--layers", "0", "1"]
+    args += ["--sizes", "16", "--draws", "1", "--work", str(tmp_path / "work"), "--out", str(out)]
+    proc = _run("bench_finetune.py", *args, "--parts", "layers", "lowdata", "serve")
+    records = _records(out)
+    layers = [r for r in records if r["part"] == "layers"]
+    assert [r["config"] for r in layers] == ["train_layers=0", "train_layers=1"]
+    for r in layers:
+        assert 0 <= r["test_accuracy"] <= 100 and r["train_seconds"] > 0
+        assert 0 <= r["int8_torch_agreement"] <= 100 and r["fp32_torch_agreement"] >= 99
+    assert len([r for r in records if r["part"] == "lowdata"]) == 4
+    (serve,) = [r for r in records if r["part"] == "serve"]
+    assert serve["equal_to_library"] == 100.0
+    assert "| layers |" in proc.stdout
