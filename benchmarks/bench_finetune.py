@@ -24,6 +24,7 @@ and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -39,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 PARTS = ("layers", "precision", "lowdata", "serve")
-EXTRA_PARTS = ("agreement",)  # re-measure the artifacts a run left in --work
+# Re-measure the artifacts a run left in --work: agreement with torch, embedding speed.
+EXTRA_PARTS = ("agreement", "speed")
 LAYERS: list[int | str] = [0, 1, 2, 4, "all"]
 # Head-only training reads cached features, so it can afford many epochs and a high rate.
 HEAD_ONLY = {"epochs": 40, "head_lr": 1e-2, "patience": 5}
@@ -177,8 +179,6 @@ def graph_agreement(artifact: Path, texts: list[str], y: list[int]) -> dict[str,
 
 
 def predictor_precision(artifact: Path) -> str:
-    import json
-
     return json.loads((artifact / "featx.json").read_text())["default_precision"]
 
 
@@ -313,6 +313,32 @@ def part_agreement(run: Run) -> None:
         )
 
 
+def part_speed(run: Run) -> None:
+    """Embedding throughput of a fine-tuned artifact's graphs against the base model's."""
+    import featx
+
+    texts = run.splits["test"][0]
+    base, _ = common.ensure_artifact(run.args.artifact.resolve())
+    tuned = run.best[1] if run.best else run.work / "layers-all"
+    for name, artifact in (("base", base), ("fine-tuned", tuned)):
+        for precision in ("fp32", "int8"):
+            encoder = featx.load(artifact, precision=precision, threads=run.args.threads)
+            encoder.encode(texts[:64])
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                encoder.encode(texts)
+                times.append(time.perf_counter() - started)
+            recipe = json.loads((Path(artifact) / "featx.json").read_text())["variants"][precision]
+            run.record(
+                part="speed",
+                config=f"{name} {precision}",
+                artifact=str(artifact),
+                texts_per_s=round(len(texts) / float(np.median(times)), 1),
+                fp32_matmuls=recipe.get("recipe", {}).get("fp32_matmuls", 0),
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     common.warn_if_busy(args.threads)
@@ -323,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lowdata": part_lowdata,
         "serve": part_serve,
         "agreement": part_agreement,
+        "speed": part_speed,
     }
     try:
         for part in args.parts:
@@ -348,7 +375,8 @@ def render(records: list[dict[str, Any]]) -> str:
                 + (f" ± {r['test_accuracy_std']:.2f}" if "test_accuracy_std" in r else ""),
                 common.fmt(r.get("int8_torch_agreement"), ".2f"),
                 r.get("default_precision", ""),
-                common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f"),
+                common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f")
+                + (f" ({r['texts_per_s']:.0f} texts/s)" if "texts_per_s" in r else ""),
                 r.get("precision_used", ""),
             ]
         )

@@ -12,7 +12,13 @@ from featx._cliutil import friendly_errors
 from featx.cli_predictor import _augmenter, _data_options, read_dataset
 
 # --search values are parsed as these types (the rest as float).
-_SEARCH_TYPES = {"train_layers": "layers", "epochs": int, "batch_size": int, "accumulate": int}
+_SEARCH_TYPES = {
+    "train_layers": "layers",
+    "epochs": int,
+    "batch_size": int,
+    "accumulate": int,
+    "lora": int,
+}
 
 
 def _layers(value: str) -> int | str:
@@ -88,6 +94,10 @@ def _search(entries: tuple[str, ...]) -> dict[str, list[Any]]:
     "--patience", type=click.IntRange(1), default=2, show_default=True, help="Early stopping."
 )
 @click.option("--mixup", type=float, default=0.0, show_default=True, help="Embedding mixup alpha.")
+@click.option(
+    "--lora", type=click.IntRange(0), default=0, show_default=True, help="LoRA rank (0: off)."
+)
+@click.option("--lora-alpha", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--pooling", help="mean, cls, max, last or weighted_mean.")
 @click.option("--normalize/--no-normalize", default=None, help="L2-normalise embeddings.")

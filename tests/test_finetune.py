@@ -444,7 +444,7 @@ def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
         **FAST,
     )
     gate = result.report["dev_gate"]
-    assert gate["int8_recipe"] == "feed-forward outputs in fp32" and "first_try" in gate
+    assert gate["int8_fp32_matmuls"] == 2 and "first_try" in gate  # every rebuild tried
     assert not gate["passes"]
     manifest = json.loads((out / "featx.json").read_text())
     assert manifest["default_precision"] == "fp32"
@@ -487,3 +487,34 @@ def test_a_model_family_featx_cannot_feed_is_refused(tmp_path: Path) -> None:
     (folder / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": 32}))
     with pytest.raises(ModelLoadError, match="'t5' model"):
         finetune(str(folder), TEXTS, LABELS, out=tmp_path / "x")
+
+
+def test_lora_adapters_train_then_merge_into_a_plain_encoder(
+    family: str, tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    source = tiny_model_dirs[family]
+    out = tmp_path / "lora"
+    result = finetune(
+        str(source),
+        TEXTS,
+        LABELS,
+        out=out,
+        X_dev=TEXTS,
+        y_dev=LABELS,
+        train_layers=1,
+        lora=4,
+        epochs=2,
+        show_progress=False,
+        **FAST,
+    )
+    # Adapters only (and the head): a small share of the parameters trained.
+    counts = result.report["trainable_parameters"]
+    assert 0 < counts["trainable"] < counts["total"] / 5
+    after = _weights(out / "hf")
+    assert not any("lora" in name for name in after)  # merged, then a plain model
+    before = _weights(source)
+    changed = sorted(k for k in after if k in before and not np.array_equal(after[k], before[k]))
+    targets = {"bert": "query", "roberta": "query", "distilbert": "q_lin", "gpt2": "c_attn"}
+    assert changed and all(targets[family] in k or "value" in k or "v_lin" in k for k in changed)
+    assert all(".1." in k for k in changed)  # the top layer only
+    assert set(Predictor.load(out).predict(TEXTS[:2])) <= {"neg", "pos"}

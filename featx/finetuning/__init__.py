@@ -34,7 +34,7 @@ from featx.finetuning.data import (
     text_columns,
 )
 from featx.finetuning.export import HF_DIR, build_artifact, score
-from featx.finetuning.model import TextModel
+from featx.finetuning.model import TextModel, add_lora
 from featx.finetuning.trainer import Data, History, Settings, autocast_dtype, fit
 from featx.heads import Task
 from featx.predictor import Predictor
@@ -119,7 +119,9 @@ def finetune(
             ``layer_decay``, ``weight_decay``, ``warmup``, ``schedule``, ``batch_size``,
             ``accumulate``, ``dropout``, ``hidden``, ``max_grad_norm``, ``precision``
             (``auto``: bf16 autocast where the CPU has it), ``eval_every``, ``patience``,
-            ``mixup``, ``seed``.
+            ``mixup``, ``lora`` (rank of LoRA adapters on the attention query and value
+            projections of the ``train_layers`` top layers, merged back before export; 0:
+            off), ``lora_alpha``, ``seed``.
 
     Raises:
         ValueError: Bad settings or data (too few examples per class, a dev label unseen
@@ -152,10 +154,22 @@ def finetune(
     tokenizer = load_hf_tokenizer(source_dir)
     torch_device = _device(device)
     runs: list[dict[str, Any]] = []
-    best: tuple[float, TextModel, History, Settings] | None = None
+    best: tuple[float, TextModel, History, Settings, dict[str, int]] | None = None
     for run_settings in grid:
+        torch.manual_seed(run_settings.seed)  # the head's (and adapters') initial weights
         encoder = load_hf_model(source_dir)
-        torch.manual_seed(run_settings.seed)  # the head's initial weights
+        if run_settings.lora:
+            layers = run_settings.train_layers
+            encoder = add_lora(
+                encoder,
+                spec.family.value,
+                rank=run_settings.lora,
+                alpha=run_settings.lora_alpha,
+                dropout=run_settings.dropout,
+                layers=None
+                if layers == "all"
+                else list(range(spec.num_layers - int(layers), spec.num_layers)),
+            )
         text_model = TextModel(
             encoder,
             representation,
@@ -191,6 +205,10 @@ def finetune(
             show_progress=_show(show_progress),
         )
         text_model.to("cpu")
+        counts = _count(text_model)  # before adapters merge away
+        if run_settings.lora:  # fold the adapters into the weights: a plain encoder again
+            wrapped: Any = text_model.encoder
+            text_model.encoder = wrapped.merge_and_unload()
         value = history.best.get(PRIMARY_METRIC[targets.task], float("-inf"))
         runs.append(
             {
@@ -200,9 +218,9 @@ def finetune(
             }
         )
         if best is None or value > best[0]:
-            best = (value, text_model, history, run_settings)
+            best = (value, text_model, history, run_settings, counts)
     assert best is not None
-    _, text_model, history, chosen = best
+    _, text_model, history, chosen, counts = best
 
     reference = TorchEncoder(text_model.encoder, tokenizer, spec, representation=representation)
     dev = None
@@ -223,7 +241,7 @@ def finetune(
             "torch.", ""
         ),
         "device": str(torch_device),
-        "trainable_parameters": _count(text_model),
+        "trainable_parameters": counts,
         "representation": {
             "pooling": representation.pooling.value,
             "normalize": representation.normalize,

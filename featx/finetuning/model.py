@@ -125,11 +125,18 @@ class TextModel(torch.nn.Module):
         return self.head(self.features(*feeds).float())
 
 
-def freeze(model: TextModel, train_layers: int | str, num_layers: int) -> list[str]:
+def freeze(
+    model: TextModel, train_layers: int | str, num_layers: int, *, lora: bool = False
+) -> list[str]:
     """Freeze all but the head and the top ``train_layers`` layers; return the trainable.
 
-    ``"all"`` trains the whole encoder (embeddings included); ``0`` the head alone.
+    ``"all"`` trains the whole encoder (embeddings included); ``0`` the head alone. With
+    ``lora``, only the adapters train (they sit in the layers :func:`add_lora` chose).
     """
+    if lora:
+        for name, p in model.encoder.named_parameters():
+            p.requires_grad = "lora_" in name
+        return [name for name, p in model.named_parameters() if p.requires_grad]
     for p in model.encoder.parameters():
         p.requires_grad = train_layers == "all"
     if isinstance(train_layers, int) and train_layers > 0:
@@ -167,3 +174,43 @@ def layer_groups(model: TextModel, num_layers: int) -> Iterator[tuple[int, list[
         seen.update(ids)
         yield depth, [names[i] for i in ids]
     yield len(blocks), [n for n, p in model.encoder.named_parameters() if id(p) not in seen]
+
+
+# The attention projections LoRA adapts, per model family (query and value, as in Hu et
+# al. 2021); GPT-2 fuses q, k and v into one Conv1D.
+LORA_TARGETS = {
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "distilbert": ["q_lin", "v_lin"],
+    "gpt2": ["c_attn"],
+}
+
+
+def add_lora(
+    encoder: torch.nn.Module,
+    family: str,
+    *,
+    rank: int,
+    alpha: int,
+    dropout: float,
+    layers: list[int] | None,
+) -> torch.nn.Module:
+    """Wrap ``encoder`` with LoRA adapters (peft) in ``layers`` (None: every layer).
+
+    Merge them back with ``merge_and_unload()`` before export: the exported graph is a
+    plain encoder with updated weights.
+    """
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("LoRA needs peft: pip install peft (in the 'export' extra)") from err
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=LORA_TARGETS[family],
+        layers_to_transform=layers,
+        layers_pattern=None if layers is None else ("h" if family == "gpt2" else "layer"),
+        fan_in_fan_out=family == "gpt2",
+    )
+    return get_peft_model(encoder, config)

@@ -52,6 +52,8 @@ class Settings:
     eval_every: int | None = None
     patience: int | None = 2
     mixup: float = 0.0
+    lora: int = 0
+    lora_alpha: int = 16
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +79,10 @@ class Settings:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}.")
+        if not isinstance(self.lora, int) or self.lora < 0:
+            raise ValueError(f"lora is the adapters' rank (0: off), got {self.lora!r}.")
+        if self.lora and self.train_layers == 0:
+            raise ValueError("LoRA adapts encoder layers: give train_layers > 0 (or 'all').")
         if self.weight_decay < 0 or self.mixup < 0 or self.max_grad_norm <= 0:
             raise ValueError("weight_decay and mixup must be >= 0, max_grad_norm > 0.")
 
@@ -246,7 +252,7 @@ def fit(
     device = device or torch.device("cpu")
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    freeze(model, settings.train_layers, num_layers)
+    freeze(model, settings.train_layers, num_layers, lora=settings.lora > 0)
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, settings, num_layers))
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
