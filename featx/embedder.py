@@ -182,7 +182,7 @@ class Embedder(TransformerMixin, BaseEstimator):
             pairs = np.asarray(X, dtype=object)
             u = self._embed(check_texts(pairs[:, 0], "X[:, 0]"))
             v = self._embed(check_texts(pairs[:, 1], "X[:, 1]"))
-            return np.hstack([u, v, np.abs(u - v), u * v]).astype(np.float32)
+            return pair_features(u, v)
         return self._embed(check_texts(_column(X), "X"))
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
@@ -199,6 +199,11 @@ class Embedder(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         return tags
+
+
+def pair_features(u: NDArray[np.float32], v: NDArray[np.float32]) -> NDArray[np.float32]:
+    """SBERT's features of text pairs from their vectors: ``[u, v, |u - v|, u * v]``."""
+    return np.hstack([u, v, np.abs(u - v), u * v]).astype(np.float32)
 
 
 def _stamp(model: str) -> int | None:

@@ -33,7 +33,7 @@ from featx.finetuning.data import (
     encode_targets,
     text_columns,
 )
-from featx.finetuning.export import HF_DIR, build_artifact, score
+from featx.finetuning.export import HF_DIR, build_artifact, head_input, score
 from featx.finetuning.model import TextModel, add_lora
 from featx.finetuning.trainer import Data, History, Settings, autocast_dtype, fit
 from featx.heads import Task
@@ -415,15 +415,6 @@ def _free_memory(device: torch.device) -> int:
         return 0
 
 
-def _features(encoder: TorchEncoder, columns: list[list[str]]) -> NDArray[np.float32]:
-    """The head's input for texts embedded as the artifact embeds them (fp32)."""
-    vectors = [encoder.encode(column, show_progress=False) for column in columns]
-    if len(vectors) == 2:
-        u, v = vectors
-        return np.hstack([u, v, np.abs(u - v), u * v])
-    return vectors[0]
-
-
 def _outputs(
     model: TextModel,
     encoder: TorchEncoder,
@@ -433,7 +424,7 @@ def _outputs(
     """The head's raw outputs for ``columns`` (or for their ready ``features``)."""
     model.eval()
     device = next(model.parameters()).device
-    features = _features(encoder, columns) if features is None else features
+    features = head_input(encoder, columns) if features is None else features
     with torch.no_grad():
         out = model.head(torch.from_numpy(features).to(device))
     return out.double().cpu().numpy()
@@ -453,7 +444,7 @@ def _scorer(
 
     def run() -> dict[str, float]:
         if frozen and not cached:
-            cached.append(_features(encoder, columns))
+            cached.append(head_input(encoder, columns))
         return score(task, y, _outputs(model, encoder, columns, cached[0] if cached else None))
 
     return run

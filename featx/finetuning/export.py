@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from featx.artifact import Artifact, seal, write_json_atomic
 from featx.config import Precision
-from featx.embedder import Embedder
+from featx.embedder import Embedder, pair_features
 from featx.encoders.base import TransformerEncoder
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.exporter import FILES, _parity, calibration_feeds, export
@@ -162,6 +162,12 @@ def build_artifact(
     return Predictor.load(out)
 
 
+def head_input(encoder: TransformerEncoder, columns: list[list[str]]) -> NDArray[np.float32]:
+    """What the head reads for text columns: vectors, or pair features of two columns."""
+    vectors = [encoder.encode(column, show_progress=False) for column in columns]
+    return pair_features(*vectors) if len(vectors) == 2 else vectors[0]
+
+
 def _as_input(columns: list[list[str]]) -> Any:
     return (
         columns[0]
@@ -230,11 +236,7 @@ def _dev_gate(
     """An int8 graph's dev metric and decisions against the torch model's."""
     columns, y_true, torch_outputs = dev
     metric = PRIMARY_METRIC[targets.task]
-    vectors = [encoder.encode(column, show_progress=False) for column in columns]
-    if len(vectors) == 2:
-        u, v = vectors
-        vectors = [np.hstack([u, v, np.abs(u - v), u * v])]
-    int8_outputs = head.decision_function(vectors[0]).astype(np.float64)
+    int8_outputs = head.decision_function(head_input(encoder, columns)).astype(np.float64)
     if targets.task is Task.REGRESSION:
         int8_outputs = (int8_outputs - targets.mean) / targets.scale
     reference = score(targets.task, y_true, torch_outputs)[metric] * 100

@@ -190,15 +190,20 @@ def length_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def loss_function(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy (one label), binary cross-entropy (multi-label) or mean squared error."""
-    if task == "multilabel":
-        return lambda logits, y: torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, y.float()
-        )
+def loss_of(out: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """The training loss of ``task``.
+
+    Cross-entropy for one label (targets as class indices or, after mixup, as
+    distributions), binary cross-entropy for multi-label, mean squared error for
+    regression.
+    """
     if task == "regression":
-        return lambda out, y: torch.nn.functional.mse_loss(out[:, 0], y.float())
-    return torch.nn.functional.cross_entropy
+        return torch.nn.functional.mse_loss(out[:, 0], targets.float())
+    if task == "multilabel":
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, targets.float())
+    if targets.ndim == 2:
+        return -(targets * torch.log_softmax(out, dim=-1)).sum(dim=-1).mean()
+    return torch.nn.functional.cross_entropy(out, targets)
 
 
 def mix(
@@ -258,7 +263,6 @@ def fit(
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
     dtype = autocast_dtype(settings.precision, device)
     scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
-    compute = loss_function(task)
     lengths = train.lengths()
     per_epoch = math.ceil(math.ceil(len(train) / settings.batch_size) / settings.accumulate)
     total = per_epoch * settings.epochs
@@ -312,9 +316,7 @@ def fit(
                     features = model.features(*_feeds(feed, train, rows, device))
                 if settings.mixup > 0:
                     features, targets = mix(features, targets, task, settings.mixup, n_out, rng)
-                    loss = _soft_loss(model.head(features.float()).float(), targets, task)
-                else:
-                    loss = compute(model.head(features.float()).float(), targets)
+                loss = loss_of(model.head(features.float()).float(), targets, task)
             loss = loss / settings.accumulate
             (scaler.scale(loss) if scaler else loss).backward()
             bar.update()
@@ -370,14 +372,6 @@ def _feeds(
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     wanted = {n for n, p in model.named_parameters() if p.requires_grad}
     return {k: v for k, v in model.state_dict().items() if k in wanted}
-
-
-def _soft_loss(out: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "regression":
-        return torch.nn.functional.mse_loss(out[:, 0], targets)
-    if task == "multilabel":
-        return torch.nn.functional.binary_cross_entropy_with_logits(out, targets)
-    return -(targets * torch.log_softmax(out, dim=-1)).sum(dim=-1).mean()
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
