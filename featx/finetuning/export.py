@@ -42,9 +42,11 @@ from featx.predictor import Predictor
 logger = logging.getLogger(__name__)
 
 # Points of the dev metric (x100) int8 may lose against the fine-tuned torch model, and
-# the share of dev decisions it must take as the torch model does.
+# the share of dev decisions it must take as the torch model does: 99.5 % on dev, so
+# that unseen texts get >= 99 % (on 872 SST-2 dev texts one standard error is ~0.35 %;
+# a gate of 99 % let through a graph that agreed on 98.1 % of the test set).
 MAX_INT8_LOSS = 0.5
-MIN_AGREEMENT = 0.99
+MIN_AGREEMENT = 0.995
 HF_DIR = "hf"
 REPORT_FILE = "finetune.json"
 CURVES_FILE = "finetune_curves.png"
