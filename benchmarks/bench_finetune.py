@@ -255,7 +255,7 @@ def part_lowdata(run: Run) -> None:
                             out=run.work / "low",
                             force=True,
                             train_layers=2,
-                            epochs=LOW_EPOCHS[size],
+                            epochs=LOW_EPOCHS.get(size, 20),
                             lr=1e-4,
                             seed=seed,
                             augment=augment,

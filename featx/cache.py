@@ -98,17 +98,36 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._use_wal()
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS rows (key BLOB PRIMARY KEY, vector BLOB NOT NULL,"
                 " used REAL NOT NULL)"
             )
 
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode (readers never wait for a writer); it stays so.
+
+        Switching needs a moment alone with the file, and SQLite does not wait for it:
+        when two processes create the cache at once, the second retries.
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            db = sqlite3.connect(self.path, timeout=60)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # a file system without WAL keeps its mode
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+            finally:
+                db.close()
+            time.sleep(0.05)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=60)
         try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
             with db:  # one transaction: committed on success, rolled back on error
                 yield db
         finally:
