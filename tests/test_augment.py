@@ -131,3 +131,21 @@ def test_train_with_augmentation_and_search() -> None:
     with pytest.raises(ValueError, match="not sentence pairs"):
         pairs = np.array([[t, t] for t in texts], dtype=object)
         featx.train(pairs, labels, model=featx.HashEncoder(dim=64), augment="swap")
+
+
+def test_cli_train_with_augmentation(tiny_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from featx.cli import main
+
+    data = tmp_path / "train.tsv"
+    rows = [f"good movie {i}\tpos" for i in range(8)] + [f"bad film {i}\tneg" for i in range(8)]
+    data.write_text("text\tlabel\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "model"
+    args = ["train", "--data", str(data), "-m", str(tiny_artifacts["bert"]), "--augment", "eda"]
+    args += ["--augment-copies", "2", "--search", "grid", "--cv", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert featx.Predictor.load(out).metrics["augment"]["n_added"] > 0
+    bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "m2"), "--augment", "paraphrase"])
+    assert bad.exit_code != 0 and "Unknown augmentation 'paraphrase'" in bad.output
