@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from featx._cliutil import friendly_errors
-from featx.cli_predictor import _augmenter, _data_options, read_dataset
+from featx.cli_predictor import _augment_options, _augmenter, _data_options, read_dataset
 
 # --search values are parsed as these types (the rest as float).
 _SEARCH_TYPES = {
@@ -103,8 +103,7 @@ def _search(entries: tuple[str, ...]) -> dict[str, list[Any]]:
 @click.option("--normalize/--no-normalize", default=None, help="L2-normalise embeddings.")
 @click.option("--max-length", type=click.IntRange(4), help="Max tokens per text.")
 @click.option("--search", "search", multiple=True, help="Try KEY=V1,V2 on dev (repeatable).")
-@click.option("--augment", help="Augment training texts: eda, swap, delete, insert, synonym.")
-@click.option("--augment-copies", type=click.IntRange(1), default=1, show_default=True)
+@_augment_options
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )

@@ -44,6 +44,16 @@ def _data_options(command: Any) -> Any:
     return command
 
 
+def _augment_options(command: Any) -> Any:
+    """--augment and --augment-copies, shared by train and finetune (see :func:`_augmenter`)."""
+    command = click.option(
+        "--augment-copies", type=click.IntRange(1), default=1, show_default=True
+    )(command)
+    return click.option(
+        "--augment", help="Augment training texts: eda, swap, delete, insert, synonym."
+    )(command)
+
+
 def read_dataset(
     path: str,
     text_cols: tuple[str, ...],
@@ -124,8 +134,7 @@ def read_dataset(
 @click.option("--search-representation", is_flag=True, help="Also search pooling and layers.")
 @click.option("--cv", type=click.IntRange(2), default=5, show_default=True)
 @click.option("--n-iter", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--augment", help="Augment training texts: eda, swap, delete, insert, synonym.")
-@click.option("--augment-copies", type=click.IntRange(1), default=1, show_default=True)
+@_augment_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="Embedding cache.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar for searches.")
