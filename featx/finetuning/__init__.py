@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from featx._version import __version__
 from featx.artifact import Artifact, is_artifact
-from featx.config import Representation
+from featx.config import ModelSpec, Representation
 from featx.errors import ModelLoadError
 from featx.finetuning.data import (
     PRIMARY_METRIC,
@@ -146,14 +146,16 @@ def finetune(
     if augment is not None:
         columns, targets = _augmented(columns, targets, augment, base.seed)
 
-    source_dir, name = _hf_folder(model)
-    spec = _spec(model, source_dir, max_length=max_length, pooling=pooling, normalize=normalize)
+    source_dir, name, spec = _starting_point(
+        model, max_length=max_length, pooling=pooling, normalize=normalize
+    )
     representation = Representation(
         pooling=spec.representation.pooling, normalize=spec.representation.normalize
     )
     tokenizer = load_hf_tokenizer(source_dir)
     torch_device = _device(device)
     runs: list[dict[str, Any]] = []
+    train: Data | None = None
     best: tuple[float, TextModel, History, Settings, dict[str, int]] | None = None
     for run_settings in grid:
         torch.manual_seed(run_settings.seed)  # the head's (and adapters') initial weights
@@ -179,7 +181,8 @@ def finetune(
             pairs=len(columns) == 2,
         )
         reference = TorchEncoder(encoder, tokenizer, spec, representation=representation)
-        train = _tokenise(reference, columns, targets.values, what="training")
+        if train is None:  # the same tokens for every run of a search
+            train = _tokenise(reference, columns, targets.values, what="training")
         _check_memory(text_model, train, run_settings, spec.num_layers, torch_device)
         scorer = None
         if dev_columns is not None and dev_targets is not None:
@@ -300,37 +303,38 @@ def _grid(base: Settings, search: Mapping[str, Sequence[Any]] | None) -> list[Se
     ]
 
 
-def _hf_folder(model: str | os.PathLike[str]) -> tuple[Path, str]:
-    """The Hugging Face folder to start from, and a name for it."""
+def _starting_point(model: str | os.PathLike[str], **overrides: Any) -> tuple[Path, str, ModelSpec]:
+    """The Hugging Face folder to start from, a name for it, and how to feed and pool it.
+
+    A model is resolved (and its weights hashed) once. An artifact made by ``finetune``
+    starts from its ``hf/`` folder with the pooling and length it was exported with.
+    """
     if is_artifact(model):
         manifest = Artifact.open(model).manifest
-        if (Path(model) / HF_DIR).is_dir() and "finetune" in manifest:
-            return Path(model) / HF_DIR, str(model)
-        raise ModelLoadError(
-            f"{model} is an exported artifact (ONNX only); fine-tuning needs the Hugging Face "
-            f"model. Pass the model it came from: {manifest.get('source', {}).get('name')!r}."
-        )
-    folder, _ = fetch(resolve(model))
-    return transformer_folder(folder), resolve(model).name
-
-
-def _spec(model: str | os.PathLike[str], source_dir: Path, **overrides: Any) -> Any:
-    entry = None if is_artifact(model) else resolve(model).entry
-    root = source_dir if is_artifact(model) else fetch(resolve(model))[0]
-    if is_artifact(model):
-        finetuned = Artifact.open(model).manifest["model"]["representation"]
+        if not ((Path(model) / HF_DIR).is_dir() and "finetune" in manifest):
+            raise ModelLoadError(
+                f"{model} is an exported artifact (ONNX only); fine-tuning needs the Hugging "
+                f"Face model. Pass the model it came from: "
+                f"{manifest.get('source', {}).get('name')!r}."
+            )
+        exported = manifest["model"]
+        model_dir = root = Path(model) / HF_DIR
+        name, entry = str(model), None
         overrides = {
-            "pooling": overrides["pooling"] or finetuned["pooling"],
-            "normalize": finetuned["normalize"]
+            "pooling": overrides["pooling"] or exported["representation"]["pooling"],
+            "normalize": exported["representation"]["normalize"]
             if overrides["normalize"] is None
             else overrides["normalize"],
-            "max_length": overrides["max_length"]
-            or Artifact.open(model).manifest["model"]["max_length"],
+            "max_length": overrides["max_length"] or exported["max_length"],
         }
+    else:
+        source = resolve(model)
+        root, _ = fetch(source)
+        model_dir, name, entry = transformer_folder(root), source.name, source.entry
     spec = inspect_folder(root, entry, **overrides)
     if len(spec.representation.layers) != 1:
         raise ValueError("Fine-tuning pools one hidden state; the model's default uses several.")
-    return spec
+    return model_dir, name, spec
 
 
 def _device(device: str) -> torch.device:

@@ -272,18 +272,19 @@ def fit(
     bad_evals = 0
     step = 0
     started = time.perf_counter()
+    eval_seconds = 0.0  # dev scoring is not training time
 
     def evaluate(epoch: float) -> bool:
         """Score dev data; return whether training should stop."""
-        nonlocal best_state, bad_evals
+        nonlocal best_state, bad_evals, eval_seconds
         if score is None:
             return False
-        history.train_seconds += time.perf_counter() - started_chunk[0]
+        scoring = time.perf_counter()
         model.eval()
         with _autocast(device, dtype):
             result = {"step": step, "epoch": round(epoch, 3), **score()}
         history.evals.append(result)
-        started_chunk[0] = time.perf_counter()
+        eval_seconds += time.perf_counter() - scoring
         if not history.best or result[metric] > history.best[metric]:
             history.best = result
             best_state = {k: v.detach().clone() for k, v in _trainable_state(model).items()}
@@ -293,7 +294,6 @@ def fit(
         set_train_mode(model, settings.train_layers, num_layers)
         return settings.patience is not None and bad_evals >= settings.patience
 
-    started_chunk = [started]
     model.eval()
     cached = (
         _frozen_features(model, train, feed, device, dtype) if settings.train_layers == 0 else None
@@ -352,7 +352,7 @@ def fit(
             if stop:
                 break
     history.stopped_early = stop
-    history.train_seconds += time.perf_counter() - started_chunk[0]
+    history.train_seconds = time.perf_counter() - started - eval_seconds
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
