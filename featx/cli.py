@@ -140,7 +140,7 @@ def _parity_line(name: str, figures: dict[str, Any]) -> str:
 )
 @click.option("--layers", help="Hidden-state layers, e.g. -1 or -4,-3,-2,-1 (default: -1).")
 @click.option(
-    "--combine", type=click.Choice(["mean", "concat"]), help="How several layers combine."
+    "--combine", type=click.Choice(["mean", "sum", "concat"]), help="How several layers combine."
 )
 @click.option(
     "--long-text",

@@ -37,6 +37,7 @@ class LayerCombine(str, Enum):
     """How the hidden states of several layers are combined before pooling."""
 
     MEAN = "mean"
+    SUM = "sum"
     CONCAT = "concat"
 
 

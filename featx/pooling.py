@@ -72,6 +72,8 @@ def combine_layers(hidden_states: Sequence[FloatArray], combine: LayerCombine) -
         return hidden_states[0]
     if LayerCombine(combine) is LayerCombine.CONCAT:
         return np.concatenate(hidden_states, axis=-1)
+    if LayerCombine(combine) is LayerCombine.SUM:  # the BERT paper's feature-based recipe
+        return np.sum(np.stack(hidden_states), axis=0, dtype=np.float32)
     return np.mean(np.stack(hidden_states), axis=0, dtype=np.float32)
 
 

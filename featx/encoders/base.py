@@ -19,10 +19,22 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from featx.batching import pad_batch, plan_batches
-from featx.config import LayerCombine, LongText, ModelSpec, Representation
+from featx.config import Family, LayerCombine, LongText, ModelSpec, Representation, parse_enum
 from featx.errors import TruncationWarning
-from featx.pooling import combine_layers, normalize, pool
+from featx.pooling import combine_layers, pool
+from featx.pooling import normalize as l2_normalize
 from featx.text import TextPreparer, Tokenized, check_texts
+from featx.words import (
+    Subword,
+    WordVectors,
+    align,
+    best_window,
+    join_words,
+    piece_weights,
+    plan_windows,
+    special_affixes,
+    split_words,
+)
 
 # Padded tokens per batch: large enough for efficient GEMMs, small enough that long
 # texts do not blow the cache (measured in benchmarks/README.md).
@@ -95,6 +107,7 @@ class TransformerEncoder(ABC):
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.preparer = TextPreparer(tokenizer, spec.max_length, spec.fallback_id)
+        self._words_tokenizer: Tokenizer | None = None
         self._layer_indices(self.representation)  # fail early on a bad default
 
     @property
@@ -189,6 +202,133 @@ class TransformerEncoder(ABC):
         """Token counts of ``texts``, special tokens included, before truncation."""
         return self.preparer.count_tokens(texts)
 
+    def encode_tokens(
+        self,
+        texts: Sequence[str] | Sequence[Sequence[str]],
+        *,
+        layers: int | Sequence[int] | None = None,
+        combine: str | None = None,
+        subword: str | None = None,
+        normalize: bool = False,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        show_progress: bool | None = None,
+    ) -> list[WordVectors]:
+        """One vector per word: raw texts are split into words, pre-split words are kept.
+
+        Each word's vector comes from its own sub-word pieces, found through the
+        tokenizer's character offsets; a word the tokenizer maps to nothing is fed as the
+        fallback token so that it still gets a vector. Texts longer than the model's
+        window are read in overlapping windows, and each word from the window where it
+        has the most context on both sides, so no word is lost.
+
+        Args:
+            texts: Raw texts (a sequence of str) or pre-split words (a sequence of
+                sequences of str, for example CoNLL sentences).
+            layers: Hidden states to read (0 = embeddings, -1 = last); default: the
+                encoder's. ``layers=(-4, -3, -2, -1), combine="sum"`` (or ``"concat"``) is
+                the BERT paper's feature-based recipe.
+            combine: ``"mean"``, ``"sum"`` or ``"concat"`` for several layers.
+            subword: ``"first"`` piece (default for encoders), ``"mean"`` of the pieces,
+                or ``"last"`` (default for decoders, whose last piece has seen the word).
+            normalize: L2-normalise each word vector.
+            overlap: Pieces shared by consecutive windows of a long text; default a
+                quarter of the window.
+            batch_size: Most windows per forward pass (default: the encoder's).
+            max_tokens: Most padded tokens per forward pass (default: the encoder's).
+            show_progress: Show a progress bar; ``None`` shows one for long jobs on a terminal.
+
+        Returns:
+            A :class:`~featx.words.WordVectors` per text, in input order.
+
+        Raises:
+            TypeError: If ``texts`` mixes raw texts and word lists, or holds a non-string.
+            ValueError: If a pre-split word is empty, or an option is out of range.
+        """
+        rep = self.representation.updated(
+            **{k: v for k, v in (("layers", layers), ("combine", combine)) if v is not None}
+        )
+        indices = self._layer_indices(rep)
+        default = Subword.LAST if self.spec.family is Family.GPT2 else Subword.FIRST
+        how = default if subword is None else parse_enum(Subword, subword, "subword")
+        room = self.max_length - self.preparer.n_special
+        overlap = room // 4 if overlap is None else overlap
+        if not 0 <= overlap < room:
+            raise ValueError(f"overlap={overlap} must be between 0 and {room - 1} pieces.")
+        prefix, suffix = self._affixes()
+        docs = _word_inputs(texts)
+        dim = self.dim_for(rep)
+        starts = np.cumsum([0] + [len(words) for _, words, _ in docs])
+        out = np.zeros((int(starts[-1]), dim), dtype=np.float32)
+        windows: list[NDArray[np.int32]] = []
+        picks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]] = []
+        for d, (text, _, spans) in enumerate(docs):
+            alignment = align(self._word_tokenizer(), text, spans, self.spec.fallback_id)
+            cuts = plan_windows(len(alignment.ids), room, overlap)
+            rows: list[list[int]] = [[] for _ in cuts]
+            dest: list[list[int]] = [[] for _ in cuts]
+            weight: list[list[float]] = [[] for _ in cuts]
+            for w, pieces in enumerate(alignment.word_tokens):
+                chosen = best_window(int(pieces.min()), int(pieces.max()), cuts)
+                start, end = cuts[chosen]
+                inside = pieces[(pieces >= start) & (pieces < end)]
+                used, share = piece_weights(inside, how)
+                rows[chosen].extend((used - start + len(prefix)).tolist())
+                dest[chosen].extend([int(starts[d]) + w] * len(used))
+                weight[chosen].extend([share] * len(used))
+            for c, (start, end) in enumerate(cuts):
+                if not dest[c]:
+                    continue
+                ids = [*prefix, *alignment.ids[start:end].tolist(), *suffix]
+                windows.append(np.asarray(ids, dtype=np.int32))
+                picks.append(
+                    (
+                        np.asarray(rows[c], dtype=np.int64),
+                        np.asarray(dest[c], dtype=np.int64),
+                        np.asarray(weight[c], dtype=np.float32),
+                    )
+                )
+        batches = plan_batches(
+            [len(w) for w in windows],
+            batch_size=batch_size or self.batch_size,
+            max_tokens=max_tokens or self.max_tokens,
+        )
+        bar = _bar(_want_progress(show_progress, len(windows)), len(windows), "featx tokens")
+        for batch in batches:
+            inputs = self.model_inputs([windows[r] for r in batch])
+            hidden = combine_layers(self._forward(inputs, indices), rep.combine)
+            for b, r in enumerate(batch):
+                at, into, share = picks[r]
+                np.add.at(out, into, hidden[b, at] * share[:, None])
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        if normalize:
+            out = l2_normalize(out)
+        return [
+            WordVectors(
+                text=text,
+                words=words,
+                spans=np.asarray(spans, dtype=np.int64).reshape(-1, 2),
+                vectors=out[starts[d] : starts[d + 1]],
+            )
+            for d, (text, words, spans) in enumerate(docs)
+        ]
+
+    def _word_tokenizer(self) -> Tokenizer:
+        # Offsets of the whole text: a copy that neither truncates nor pads.
+        if self._words_tokenizer is None:
+            tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._words_tokenizer = tokenizer
+        return self._words_tokenizer
+
+    def _affixes(self) -> tuple[list[int], list[int]]:
+        return special_affixes(self._word_tokenizer())
+
     def _encode(
         self,
         texts: Sequence[str],
@@ -216,7 +356,7 @@ class TransformerEncoder(ABC):
         )
         vectors = _merge_windows(window_vectors, tokenized, rep.long_text, self.dim_for(rep))
         if rep.normalize:
-            vectors = normalize(vectors)
+            vectors = l2_normalize(vectors)
         return EncodeResult(
             embeddings=vectors,
             n_tokens=tokenized.n_tokens,
@@ -236,11 +376,7 @@ class TransformerEncoder(ABC):
         out = np.empty((len(tokenized.windows), self.dim_for(rep)), dtype=np.float32)
         lengths = [len(w) for w in tokenized.windows]
         batches = plan_batches(lengths, batch_size=batch_size, max_tokens=max_tokens)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm  # only long jobs pay for the import
-
-            bar = tqdm(total=len(lengths), desc="featx encode", unit="text")
+        bar = _bar(progress, len(lengths), "featx encode")
         for rows in batches:
             inputs = self.model_inputs([tokenized.windows[r] for r in rows])
             hidden = combine_layers(self._forward(inputs, layers), rep.combine)
@@ -250,6 +386,49 @@ class TransformerEncoder(ABC):
         if bar is not None:
             bar.close()
         return out
+
+
+def _bar(progress: bool, total: int, desc: str) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm  # only long jobs pay for the import
+
+    return tqdm(total=total, desc=desc, unit="text")
+
+
+def _word_inputs(
+    texts: Sequence[str] | Sequence[Sequence[str]],
+) -> list[tuple[str, list[str], list[tuple[int, int]]]]:
+    """(text, words, spans) per input: raw texts are split, word lists are joined."""
+    if isinstance(texts, str | bytes):
+        raise TypeError(
+            "texts must be a sequence of texts or of word lists, got a single "
+            f"{type(texts).__name__}; wrap it in a list."
+        )
+    items = list(texts)
+    raw = [isinstance(t, str) for t in items]
+    if any(raw) and not all(raw):
+        i = raw.index(not raw[0])
+        raise TypeError(
+            f"texts[0] is {'a str' if raw[0] else 'a word list'} but texts[{i}] is not: give "
+            "either raw texts (str) or pre-split words (lists of str), not both."
+        )
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            words, spans = split_words(item)
+            out.append((item, words, spans))
+            continue
+        if not isinstance(item, Sequence) or isinstance(item, bytes):
+            raise TypeError(
+                f"texts[{i}] is {type(item).__name__}, not a str or a list of words (str)."
+            )
+        try:
+            text, spans = join_words(item)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"texts[{i}]: {err}") from None
+        out.append((text, list(item), spans))
+    return out
 
 
 def _merge_windows(
