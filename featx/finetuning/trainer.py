@@ -195,8 +195,11 @@ def loss_of(out: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor
 
     Cross-entropy for one label (targets as class indices or, after mixup, as
     distributions), binary cross-entropy for multi-label, mean squared error for
-    regression.
+    regression, and per-piece cross-entropy for token tags (``-100`` is ignored).
     """
+    if task == "tokens":  # (batch, pieces, tags) against padded tags, -100 where no word starts
+        targets = targets[:, : out.shape[1]]
+        return torch.nn.functional.cross_entropy(out.flatten(0, 1), targets.flatten())
     if task == "regression":
         return torch.nn.functional.mse_loss(out[:, 0], targets.float())
     if task == "multilabel":

@@ -1,0 +1,262 @@
+"""Fine-tuning for token classification: when frozen word vectors are not enough.
+
+The encoder's top layers and a per-piece linear tag classifier train on the first piece
+of every word (the other pieces are ignored by the loss), with the same optimiser,
+schedules, precision and early stopping as sentence fine-tuning
+(:func:`~featx.finetuning.trainer.fit`). The classifier is a training aid: the result is
+an encoder artifact (ONNX, behind the export's parity gate, with its Hugging Face folder
+under ``hf/``) whose last hidden state now carries the tags, and the tagger's CRF head is
+then trained on its frozen word vectors as on any encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from featx._version import __version__
+from featx.artifact import Artifact, seal, write_json_atomic
+from featx.config import Representation
+from featx.exporter import export
+from featx.finetuning import _device, _feeder, _show, _starting_point
+from featx.finetuning.export import HF_DIR, REPORT_FILE
+from featx.finetuning.model import Head
+from featx.finetuning.trainer import Data, Settings, autocast_dtype, fit
+from featx.words import align, best_window, join_words, plan_windows
+
+try:
+    import torch
+
+    from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "Fine-tuning needs torch and transformers. Install them with: "
+        "pip install torch==2.13.0 'featx[export]'"
+    ) from err
+
+logger = logging.getLogger(__name__)
+IGNORE = -100  # pieces that are not the first of a word carry no tag
+
+
+class TokenModel(torch.nn.Module):
+    """Encoder + a tag classifier on every piece of the last hidden state."""
+
+    def __init__(self, encoder: torch.nn.Module, n_tags: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        config: Any = encoder.config
+        self.head = Head(int(config.hidden_size), n_tags, (), dropout)
+
+    def features(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last hidden state (batch, pieces, dim) in fp32."""
+        return self.encoder(**feed, return_dict=True).last_hidden_state.float()
+
+    def forward(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tag logits of every piece."""
+        return self.head(self.features(feed))
+
+
+def tagged_windows(
+    encoder: TorchEncoder, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]]
+) -> tuple[list[NDArray[np.int32]], list[NDArray[np.int64]]]:
+    """Model windows of the sentences and, per window, each piece's tag (or IGNORE).
+
+    A word is tagged on its first piece, in the window where it has the most context; a
+    sentence longer than the model's window is cut into overlapping windows.
+    """
+    tokenizer = encoder._word_tokenizer()
+    prefix, suffix = encoder._affixes()
+    room = encoder.max_length - encoder.preparer.n_special
+    windows: list[NDArray[np.int32]] = []
+    labels: list[NDArray[np.int64]] = []
+    for words, sentence_tags in zip(sentences, tags, strict=True):
+        text, spans = join_words(words)
+        alignment = align(tokenizer, text, spans, encoder.spec.fallback_id)
+        cuts = plan_windows(len(alignment.ids), room, room // 4)
+        per_cut = [np.full(end - start + len(prefix) + len(suffix), IGNORE) for start, end in cuts]
+        for pieces, tag in zip(alignment.word_tokens, sentence_tags, strict=True):
+            chosen = best_window(int(pieces.min()), int(pieces.max()), cuts)
+            per_cut[chosen][int(pieces[0]) - cuts[chosen][0] + len(prefix)] = tag
+        for (start, end), cut_labels in zip(cuts, per_cut, strict=True):
+            ids = [*prefix, *alignment.ids[start:end].tolist(), *suffix]
+            windows.append(np.asarray(ids, dtype=np.int32))
+            labels.append(cut_labels)
+    return windows, labels
+
+
+def _padded(labels: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    out = np.full((len(labels), max(len(x) for x in labels)), IGNORE, dtype=np.int64)
+    for i, row in enumerate(labels):
+        out[i, : len(row)] = row
+    return out
+
+
+def finetune_encoder(
+    model: str | os.PathLike[str],
+    sentences: Sequence[Sequence[str]],
+    tags: Sequence[Sequence[int]],
+    *,
+    n_tags: int,
+    out: Path,
+    dev: tuple[Sequence[Sequence[str]], Callable[[list[list[int]]], float]] | None = None,
+    device: str = "auto",
+    show_progress: bool | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` to tag words; write the encoder artifact to ``out``.
+
+    Args:
+        model: A registry alias, model folder, hub id, or an artifact with ``hf/``.
+        sentences: Training sentences as word lists.
+        tags: Their tag indices, one per word.
+        n_tags: Number of tags.
+        out: Where to write the encoder artifact (must not exist).
+        dev: Dev sentences and a scorer of predicted tag indices (higher is better),
+            for early stopping and keeping the best weights.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        show_progress: Progress bars; ``None`` shows them on a terminal.
+        **settings: :class:`~featx.finetuning.trainer.Settings` (``train_layers`` > 0).
+
+    Returns:
+        The fine-tuning report (also saved in the artifact as ``finetune.json``).
+    """
+    chosen = Settings(**settings)
+    if chosen.train_layers == 0 or chosen.mixup or chosen.lora or chosen.hidden:
+        raise ValueError(
+            "Token fine-tuning trains encoder layers with a linear tag classifier: give "
+            "train_layers > 0 (or 'all'), without mixup, lora or hidden (a frozen encoder "
+            "needs no fine-tuning: train the tagger on it directly)."
+        )
+    source_dir, name, spec = _starting_point(model, max_length=None, pooling=None, normalize=None)
+    tokenizer = load_hf_tokenizer(source_dir)
+    torch.manual_seed(chosen.seed)
+    hf_model = load_hf_model(source_dir)
+    token_model = TokenModel(hf_model, n_tags, chosen.dropout)
+    reference = TorchEncoder(hf_model, tokenizer, spec, representation=Representation())
+    windows, labels = tagged_windows(reference, sentences, tags)
+    feed = _feeder(reference)
+    torch_device = _device(device)
+
+    score = None
+    if dev is not None:
+        dev_sentences, scorer = dev
+        dev_windows, dev_labels = tagged_windows(
+            reference, dev_sentences, [[0] * len(s) for s in dev_sentences]
+        )
+
+        def score() -> dict[str, float]:
+            predicted = _predict(token_model, feed, dev_windows, dev_labels, torch_device)
+            return {"f1": scorer(_regroup(predicted, dev_sentences))}
+
+    history = fit(
+        token_model,  # type: ignore[arg-type]
+        Data([windows], _padded(labels)),
+        chosen,
+        task="tokens",
+        n_out=n_tags,
+        num_layers=spec.num_layers,
+        feed=feed,
+        score=score,
+        metric="f1",
+        device=torch_device,
+        show_progress=_show(show_progress),
+    )
+    token_model.to("cpu")
+    report = {
+        "featx_version": __version__,
+        "model": name,
+        "task": "tokens",
+        "n_train": len(sentences),
+        "n_dev": 0 if dev is None else len(dev[0]),
+        "settings": chosen.to_dict(),
+        "precision_used": str(autocast_dtype(chosen.precision, torch_device) or "fp32").replace(
+            "torch.", ""
+        ),
+        "device": str(torch_device),
+        "history": {"steps": history.steps, "evals": history.evals},
+        "best": history.best,
+        "stopped_early": history.stopped_early,
+        "train_seconds": round(history.train_seconds, 2),
+    }
+    _export(token_model, source_dir, out, spec.max_length, sentences, report, show_progress)
+    return report
+
+
+def _export(
+    token_model: TokenModel,
+    source_dir: Path,
+    out: Path,
+    max_length: int,
+    sentences: Sequence[Sequence[str]],
+    report: dict[str, Any],
+    show_progress: bool | None,
+) -> None:
+    from featx.finetuning.export import save_hf_folder
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.finetune-"))
+    try:
+        save_hf_folder(token_model, source_dir, work / HF_DIR)  # type: ignore[arg-type]
+        rng = np.random.default_rng(0)
+        texts = [" ".join(sentences[i]) for i in rng.permutation(len(sentences))[:320]]
+        export(
+            work / HF_DIR,
+            out,
+            max_length=max_length,
+            calibration_texts=texts[:256],
+            probe_texts=texts[256:],
+            show_progress=show_progress,
+        )
+        shutil.move(str(work / HF_DIR), str(out / HF_DIR))
+        write_json_atomic(out / REPORT_FILE, report)
+        manifest = dict(Artifact.open(out).manifest)
+        manifest["source"] = {
+            **manifest["source"],
+            "name": f"{report['model']} (fine-tuned for tokens)",
+            "path": HF_DIR,
+            "finetuned_from": report["model"],
+        }
+        manifest["finetune"] = {"report": REPORT_FILE, "hf": HF_DIR, "task": "tokens"}
+        seal(out, {k: v for k, v in manifest.items() if k not in ("files", "format_version")})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@torch.no_grad()
+def _predict(
+    model: TokenModel,
+    feed: Callable[[list[NDArray[np.int32]]], dict[str, torch.Tensor]],
+    windows: list[NDArray[np.int32]],
+    labels: list[NDArray[np.int64]],
+    device: torch.device,
+) -> list[int]:
+    """Argmax tag of every tagged piece, in window order."""
+    out: list[int] = []
+    order = np.argsort([len(w) for w in windows], kind="stable")
+    by_window: dict[int, list[int]] = {}
+    for start in range(0, len(order), 64):
+        rows = order[start : start + 64]
+        inputs = {k: v.to(device) for k, v in feed([windows[r] for r in rows]).items()}
+        predicted = model(inputs).argmax(-1).cpu().numpy()
+        for b, r in enumerate(rows):
+            where = np.nonzero(labels[r] != IGNORE)[0]
+            by_window[int(r)] = predicted[b, where].tolist()
+    for r in range(len(windows)):
+        out.extend(by_window[r])
+    return out
+
+
+def _regroup(flat: list[int], sentences: Sequence[Sequence[str]]) -> list[list[int]]:
+    out, position = [], 0
+    for words in sentences:
+        out.append(flat[position : position + len(words)])
+        position += len(words)
+    return out
