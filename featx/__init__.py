@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from featx.finetuning import Finetuned
     from featx.heads import Task, make_head
     from featx.predictor import Predictor
+    from featx.tagging import Tagger, TokenEmbedder, train_ner
     from featx.training import build_pipeline, train
 
 # Public names that need scikit-learn, imported on first use: module -> names.
@@ -41,6 +42,7 @@ _LAZY = {
     "featx.evaluation": ("Evaluation", "evaluate"),
     "featx.heads": ("Task", "make_head"),
     "featx.predictor": ("Predictor",),
+    "featx.tagging": ("Tagger", "TokenEmbedder", "train_ner"),
     "featx.training": ("build_pipeline", "train"),
 }
 
@@ -116,7 +118,9 @@ __all__ = [
     "Precision",
     "Predictor",
     "Representation",
+    "Tagger",
     "Task",
+    "TokenEmbedder",
     "TransformerEncoder",
     "TruncationWarning",
     "__version__",
@@ -129,4 +133,5 @@ __all__ = [
     "make_head",
     "models",
     "train",
+    "train_ner",
 ]

@@ -383,9 +383,10 @@ def serve(
 
 def _register_predictor_commands() -> None:
     from featx.cli_finetune import finetune
+    from featx.cli_ner import train_ner
     from featx.cli_predictor import evaluate, predict, train
 
-    for command in (train, predict, evaluate, finetune):
+    for command in (train, predict, evaluate, finetune, train_ner):
         main.add_command(command)
 
 

@@ -265,8 +265,8 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(INPUT_FORMATS),
-    help="Input format (default: from the suffix; text lines otherwise).",
+    type=click.Choice([*INPUT_FORMATS, "conll"]),
+    help="Input format (default: from the suffix; text lines otherwise; conll: taggers).",
 )
 @_text_col
 @click.option("-o", "--output", help="Output .jsonl, .csv or .tsv (default: JSONL on stdout).")
@@ -286,13 +286,24 @@ def predict(
     proba: bool | None,
     force: bool,
 ) -> None:
-    """Predict labels (and probabilities) or scores for texts with a trained ARTIFACT."""
+    """Predict labels (and probabilities) or scores for texts with a trained ARTIFACT.
+
+    With a tagger (``featx train-ner``): the entities of each text, with character offsets.
+    """
     from featx.io import input_format, read_texts
     from featx.predictor import Predictor
+    from featx.tagging import is_tagger
 
     kind = _output_kind(output)
     if output is not None and Path(output).exists() and not force:
         raise FileExistsError(f"{output} already exists. Choose another path or pass --force.")
+    if is_tagger(artifact):
+        from featx.cli_ner import predict_entities
+
+        _write_rows(predict_entities(artifact, input_path, fmt), output, kind)
+        return
+    if fmt == "conll":
+        raise ValueError("--format conll is for taggers (featx train-ner); this is a classifier.")
     model = Predictor.load(artifact)
     if input_format(input_path, fmt) == "lines":
         if len(text_cols) != 1:
@@ -330,6 +341,8 @@ def _write_rows(rows: list[dict[str, Any]], output: str | None, kind: str) -> No
             record = {k: v for k, v in r.items() if k != "probabilities"}
             if isinstance(record.get("labels"), list):
                 record["labels"] = ",".join(map(str, record["labels"]))
+            if "entities" in record:
+                record["entities"] = json.dumps(record["entities"], ensure_ascii=False)
             record.update({f"p_{k}": v for k, v in r.get("probabilities", {}).items()})
             flat.append(record)
         buffer = io.StringIO()
@@ -376,10 +389,21 @@ def evaluate(
     as_json: bool,
     force: bool,
 ) -> None:
-    """Score a trained ARTIFACT on labelled DATA and write a report with plots."""
+    """Score a trained ARTIFACT on labelled DATA and write a report with plots.
+
+    A tagger (``featx train-ner``) is scored on CoNLL or JSONL-span DATA: entity-level
+    precision, recall and F1 per type (conlleval semantics); no plots.
+    """
     import featx
     from featx.evaluation import summary, write_report
     from featx.predictor import Predictor
+    from featx.tagging import is_tagger
+
+    if is_tagger(artifact):
+        from featx.cli_ner import evaluate_tagger
+
+        evaluate_tagger(artifact, data, as_json)
+        return
 
     if not no_report and Path(report_dir).exists() and not force:
         raise FileExistsError(
