@@ -7,7 +7,8 @@ environment variables (``FEATX_MAX_TEXTS=128``; JSON values such as
 It loads every model before it returns, so a worker is ready when it accepts requests.
 
 Endpoints: ``POST /v1/embeddings`` (OpenAI-compatible), ``POST /embed``,
-``POST /predict``, ``GET /v1/models``, ``/healthz``, ``/readyz``, ``/metrics``
+``POST /predict``, ``POST /ner`` (entities, from a ``featx train-ner`` artifact),
+``GET /v1/models``, ``/healthz``, ``/readyz``, ``/metrics``
 (Prometheus), ``/openapi.json`` and ``/`` (a playground page).
 """
 

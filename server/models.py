@@ -1,4 +1,4 @@
-"""The models a server serves: encoders (with their micro-batchers) and trained heads."""
+"""The models a server serves: encoders (with their micro-batchers), trained heads, taggers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ServedModel:
-    """One named model: its encoder, its head (if trained) and how requests reach it."""
+    """One named model: its encoder, its head or tagger (if trained), how requests reach it."""
 
     name: str
     source: str
@@ -25,6 +25,7 @@ class ServedModel:
     predictor: Any  # a featx.Predictor for artifacts with a trained head, else None
     batcher: MicroBatcher | None
     timeout_s: float
+    tagger: Any = None  # a featx.tagging.Tagger for named-entity taggers, else None
 
     @property
     def dim(self) -> int:
@@ -52,10 +53,15 @@ class ServedModel:
             "max_length": self.max_length,
             "task": None,
             "labels": None,
+            "entity_types": None,
         }
         if self.predictor is not None:
             info["task"] = self.predictor.task.value
             info["labels"] = self.predictor.labels
+        if self.tagger is not None:
+            info["task"] = "ner"
+            info["labels"] = self.tagger.labels
+            info["entity_types"] = self.tagger.entity_types
         return info
 
 
@@ -70,12 +76,21 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
     for name, source in sources.items():
         encoder = featx.load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
         path = getattr(encoder, "path", None)
-        predictor = None
-        if path is not None and is_artifact(path) and "predictor" in Artifact.open(path).manifest:
+        artifact = Path(path) if path is not None and is_artifact(path) else None
+        manifest = Artifact.open(artifact).manifest if artifact is not None else {}
+        predictor = tagger = None
+        if artifact is not None and "predictor" in manifest:
             # Only a trained artifact pays for scikit-learn and skops (~350 MB, ~2.5 s).
             from featx.predictor import Predictor
 
-            predictor = Predictor.load(Path(path))
+            predictor = Predictor.load(artifact)
+        if artifact is not None and "tagger" in manifest:
+            from featx.tagging import Tagger
+
+            tagger = Tagger.load(artifact)
+            # Tag with the encoder loaded above: one ONNX session per model, with the
+            # configured threads and precision, instead of a second one of its own.
+            tagger.embedder.model = encoder
         batcher = None
         if config["BATCHING"]:
             batcher = MicroBatcher(
@@ -86,7 +101,7 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
                 on_queue=metrics.queue_depth.set,
             )
         models[name] = ServedModel(
-            name, str(source), encoder, predictor, batcher, config["REQUEST_TIMEOUT_S"]
+            name, str(source), encoder, predictor, batcher, config["REQUEST_TIMEOUT_S"], tagger
         )
         logger.info("serving %s from %s (dim %d)", name, source, encoder.dim)
     return models

@@ -146,6 +146,82 @@ def spec(config: Any) -> dict[str, Any]:
             "predictions": {"type": "array", "items": {"type": "object"}},
         },
     }
+    words = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": config["MAX_TEXTS"],
+        "description": "Pre-split sentences; at most MAX_CHARS characters each, joined by spaces.",
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
+        },
+    }
+    ner_request = {
+        "type": "object",
+        "description": "Exactly one of 'texts' (raw strings) and 'words' (pre-split sentences).",
+        "oneOf": [{"required": ["texts"]}, {"required": ["words"]}],
+        "properties": {
+            "model": {
+                "type": ["string", "null"],
+                "description": (
+                    "A served tagger's name (GET /v1/models, task 'ner'); omitted or null: "
+                    "the first served tagger."
+                ),
+            },
+            "texts": texts,
+            "words": words,
+        },
+    }
+    entity = {
+        "type": "object",
+        "required": ["text", "label", "start", "end", "words", "score"],
+        "properties": {
+            "text": {"type": "string", "description": "text[start:end]"},
+            "label": {"type": "string", "description": "An entity type, e.g. 'PER'."},
+            "start": {"type": "integer", "minimum": 0, "description": "First character."},
+            "end": {"type": "integer", "minimum": 0, "description": "Past the last character."},
+            "words": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "The words it spans: [first, last + 1].",
+            },
+            "score": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Mean probability of its tags.",
+            },
+        },
+    }
+    ner_response = {
+        "type": "object",
+        "required": ["model", "entity_types", "results"],
+        "properties": {
+            "model": {"type": "string"},
+            "entity_types": {"type": "array", "items": {"type": "string"}},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "text", "entities"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "text": {
+                            "type": "string",
+                            "description": "The text (pre-split words: joined by spaces).",
+                        },
+                        "entities": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Entity"},
+                        },
+                    },
+                },
+            },
+        },
+    }
     status = {
         "type": "object",
         "required": ["status"],
@@ -172,7 +248,7 @@ def spec(config: Any) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "featx server", "version": __version__},
         "components": {
-            "schemas": {"Error": _ERROR},
+            "schemas": {"Error": _ERROR, "Entity": entity},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
@@ -192,6 +268,11 @@ def spec(config: Any) -> dict[str, Any]:
                 "Labels and probabilities (or scores) from a trained head",
                 predict_request,
                 predict_response,
+            ),
+            "/ner": _post(
+                "Named entities with character offsets, from a tagger (featx train-ner)",
+                ner_request,
+                ner_response,
             ),
             "/v1/models": _get("Served models", _json(models)),
             "/healthz": _get("Liveness (never needs a key)", _json(status), auth=False),

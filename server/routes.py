@@ -227,6 +227,120 @@ def predict() -> Response:
     )
 
 
+def _tagger_model(name: Any) -> ServedModel:
+    """The named model, which must be a tagger; omitted or null: the first served tagger."""
+    if name is None:
+        taggers = [m for m in _models().values() if m.tagger is not None]
+        if not taggers:
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "No served model is a named-entity tagger; train one with `featx train-ner` "
+                "and serve that artifact.",
+                "model",
+            )
+        return taggers[0]
+    model = _model(name)
+    if model.tagger is None:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"Model {model.name!r} is not a named-entity tagger; train one with "
+            "`featx train-ner` and serve that artifact.",
+            "model",
+        )
+    return model
+
+
+def _words(value: Any, param: str) -> list[list[str]]:
+    """Check pre-split sentences (lists of words) against the configured limits."""
+    config = current_app.config
+    if not isinstance(value, list) or not value:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"'{param}' must be a non-empty list of sentences, each a non-empty list of words "
+            """(strings), e.g. [["Peter", "Blackburn"]].""",
+            param,
+        )
+    if len(value) > config["MAX_TEXTS"]:
+        raise ApiError(
+            413,
+            "request_too_large",
+            f"'{param}' has {len(value)} sentences; the limit is {config['MAX_TEXTS']} "
+            "per request.",
+            param,
+        )
+    for i, words in enumerate(value):
+        if not isinstance(words, list) or not words:
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"'{param}[{i}]' must be a non-empty list of words (strings), "
+                f"got {type(words).__name__}{' (empty)' if words == [] else ''}.",
+                param,
+            )
+        for j, word in enumerate(words):
+            if not isinstance(word, str) or not word.strip():
+                got = type(word).__name__ if not isinstance(word, str) else repr(word)
+                raise ApiError(
+                    400,
+                    "invalid_request_error",
+                    f"'{param}[{i}][{j}]' is {got}: each word must be a string with a "
+                    "non-space character. Drop empty words.",
+                    param,
+                )
+        n_chars = sum(len(w) for w in words) + len(words) - 1  # joined by single spaces
+        if n_chars > config["MAX_CHARS"]:
+            raise ApiError(
+                413,
+                "request_too_large",
+                f"'{param}[{i}]' has {n_chars} characters (words joined by spaces); "
+                f"the limit is {config['MAX_CHARS']}.",
+                param,
+            )
+    return value
+
+
+@bp.post("/ner")
+def ner() -> Response:
+    """Named entities with character offsets, from a model trained by ``featx train-ner``."""
+    body = _body()
+    model = _tagger_model(body.get("model"))
+    has_texts, has_words = "texts" in body, "words" in body
+    if has_texts == has_words:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "Send exactly one of 'texts' (raw strings) or 'words' (pre-split sentences, "
+            f"lists of words){', not both' if has_texts else ''}.",
+            "words" if has_texts else "texts",
+        )
+    X: list[Any]
+    if has_texts:
+        X = _texts(body["texts"], "texts")
+        shown = X
+    else:
+        X = _words(body["words"], "words")
+        shown = [" ".join(words) for words in X]
+    try:
+        found = model.tagger.predict(X)
+    except ValueError as err:
+        param = "texts" if has_texts else "words"
+        raise ApiError(400, "invalid_request_error", str(err), param) from err
+    current_app.extensions["featx_metrics"].texts.labels(model.name).inc(len(X))
+    return jsonify(
+        {
+            "model": model.name,
+            "entity_types": model.tagger.entity_types,
+            "results": [
+                {"index": i, "text": text, "entities": entities}
+                for i, (text, entities) in enumerate(zip(shown, found, strict=True))
+            ],
+        }
+    )
+
+
 @bp.get("/v1/models")
 def list_models() -> Response:
     """Served models, OpenAI-style, with dim, task and labels."""
