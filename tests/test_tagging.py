@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import featx
 from featx.cli import main
 from featx.tagging import Tagger, TokenEmbedder, read_sentences, train_ner
+from featx.tagging.data import entities
 from featx.tagging.features import SHAPES, with_context, word_shapes
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
@@ -297,3 +298,29 @@ def test_cli_errors_name_the_line(tmp_path, tiny_artifacts):
         main, ["train-ner", "--data", str(bad), "--c2", "x", "--out", str(tmp_path / "o")]
     )
     assert result.exit_code != 0 and "comma-separated" in result.output
+
+
+def test_cli_trains_from_jsonl_spans_with_fine_tuning(tiny_model_dirs, tmp_path):
+    X, y = synthetic(40)
+    lines = []
+    for words, tags in zip(X, y, strict=True):
+        text = " ".join(words)
+        starts = np.cumsum([0] + [len(w) + 1 for w in words])
+        spans = [
+            {"start": int(starts[e.start]), "end": int(starts[e.end] - 1), "label": e.label}
+            for e in entities(tags)
+        ]
+        lines.append(json.dumps({"text": text, "entities": spans}))
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "ner-ft"
+    args = ["train-ner", "--data", str(data), "--model", str(tiny_model_dirs["bert"])]
+    args += ["--train-layers", "1", "--epochs", "2", "--lr", "1e-3", "--batch-size", "8"]
+    result = CliRunner().invoke(main, [*args, "--max-iter", "40", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "finetune.json").read_text())["settings"]["epochs"] == 2
+    tagger = Tagger.load(out)
+    assert tagger.entity_types == ["LOC", "PER"]
+    assert tagger.metrics["settings"]["train_layers"] == 1
+    result = CliRunner().invoke(main, [*args[:-8], "--train-layers", "x", "--out", str(out)])
+    assert result.exit_code != 0 and "'all'" in result.output
