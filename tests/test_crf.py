@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from featx.tagging.crf import LinearChainCRF, iob2_constraints
 
 # White-box pieces for the gradient checks.
-from featx.tagging.crf import _Layout, _pack, _Problem  # isort: skip
+from featx.tagging._crf_math import _Layout, _pack, _Problem  # isort: skip
 
 IOB2 = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -181,16 +181,16 @@ def brute_force_gradient(layout, theta, X, y, weights, c2):
 
 def test_extreme_scores_stay_exact(monkeypatch):
     """Scores ~1000 apart underflow the fast shifted sums: the exact fallback must take over."""
-    from featx.tagging import crf as crf_module
+    from featx.tagging import _crf_math
 
     exact_calls = []
-    original = crf_module._logsumexp
+    original = _crf_math._logsumexp
 
     def counting(a, axis):
         exact_calls.append(a.ndim == 3)
         return original(a, axis)
 
-    monkeypatch.setattr(crf_module, "_logsumexp", counting)
+    monkeypatch.setattr(_crf_math, "_logsumexp", counting)
     rng = np.random.default_rng(7)
     k = d = 3
     allowed, allowed_start = iob2_constraints(["O", "B-X", "I-X"])

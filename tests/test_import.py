@@ -34,9 +34,9 @@ def test_docstring_examples_run():
     import featx.encoders.fake
     import featx.predictor
     import featx.tagging.crf
-    import featx.tagging.data
+    import featx.tagging.tags
 
     modules = (featx.encoders.fake, featx.embedder, featx.predictor)
-    for module in (*modules, featx.tagging.crf, featx.tagging.data):
+    for module in (*modules, featx.tagging.crf, featx.tagging.tags):
         result = doctest.testmod(module)
         assert result.attempted >= 1 and result.failed == 0, module.__name__

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 import featx
 from featx.cli import main
 from featx.tagging import Tagger, TokenEmbedder, read_sentences, train_ner
-from featx.tagging.data import entities
 from featx.tagging.features import SHAPES, with_context, word_shapes
+from featx.tagging.tags import entities
 
 CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 WORDS = "the a cat dog man woman guitar food market movie film stock text model".split()

@@ -1,4 +1,4 @@
-"""Tests for featx.tagging.data: CoNLL/JSONL readers, tag schemes, entities and scores."""
+"""Tests for featx.tagging.data and featx.tagging.tags: readers, tag schemes, entities, scores."""
 
 from __future__ import annotations
 
@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 from seqeval import metrics
 
-from featx.tagging.data import (
+from featx.tagging.data import Sentence, read_conll, read_jsonl, read_sentences
+from featx.tagging.tags import (
     Entity,
-    Sentence,
     detect_scheme,
     entities,
     entity_scores,
     parse_tag,
-    read_conll,
-    read_jsonl,
-    read_sentences,
     tags_from_entities,
     to_iob2,
 )

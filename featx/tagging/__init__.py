@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from featx.tagging.data import Entity, Sentence, detect_scheme, entity_scores, read_sentences
-from featx.tagging.data import to_iob2 as _to_iob2
+from featx.tagging.data import Sentence, read_sentences
 from featx.tagging.features import TokenEmbedder
 from featx.tagging.tagger import Tagger, fit_tagger, is_tagger
+from featx.tagging.tags import Entity, detect_scheme, entity_scores
+from featx.tagging.tags import to_iob2 as _to_iob2
 
 logger = logging.getLogger(__name__)
 

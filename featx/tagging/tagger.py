@@ -28,8 +28,8 @@ from featx._version import __version__
 from featx.artifact import Artifact, seal, staging, write_json_atomic
 from featx.errors import ModelLoadError
 from featx.tagging.crf import LinearChainCRF, iob2_constraints
-from featx.tagging.data import entities, entity_scores, parse_tag
 from featx.tagging.features import TokenEmbedder
+from featx.tagging.tags import entities, entity_scores, parse_tag
 
 logger = logging.getLogger(__name__)
 TAGGER_FILE = "tagger.skops"
