@@ -255,10 +255,21 @@ def info(artifact: str, as_json: bool) -> None:
         extra = [e for e in head["encoders"] if e != "."]
         if extra:
             click.echo(f"encoders:   {', '.join(extra)} (besides the root)")
+    if "tagger" in m:
+        tagger = m["tagger"]
+        metrics = opened.read_json(tagger["metrics"])
+        settings = metrics["settings"]
+        dev = metrics.get("dev")
+        click.echo(
+            f"tagger:     CRF over layers {settings['layers']} ({settings['combine']}), "
+            f"context {settings['context']}, c2 {settings['c2']:g}; entity types "
+            f"{', '.join(tagger['entity_types'])}"
+            + (f"; dev F1 {100 * dev['micro']['f1']:.2f}" if dev else "")
+        )
     tuned = m.get("finetune")
     if tuned:
         report = opened.read_json(tuned["report"])
-        gate = tuned["dev_gate"]
+        gate = tuned.get("dev_gate", {})  # token fine-tuning has no head to gate
         layers = report["settings"]["train_layers"]
         click.echo(
             f"fine-tuned: from {report['model']}, train_layers={layers}, "

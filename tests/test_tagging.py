@@ -322,5 +322,9 @@ def test_cli_trains_from_jsonl_spans_with_fine_tuning(tiny_model_dirs, tmp_path)
     tagger = Tagger.load(out)
     assert tagger.entity_types == ["LOC", "PER"]
     assert tagger.metrics["settings"]["train_layers"] == 1
+    shown = CliRunner().invoke(main, ["info", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "tagger:     CRF over layers [-1]" in shown.output and "LOC, PER" in shown.output
+    assert "fine-tuned: from" in shown.output and "train_layers=1" in shown.output
     result = CliRunner().invoke(main, [*args[:-8], "--train-layers", "x", "--out", str(out)])
     assert result.exit_code != 0 and "'all'" in result.output
