@@ -42,7 +42,7 @@ from featx._cliutil import friendly_errors, parse_layers
 )
 @click.option(
     "--c2",
-    default="30",
+    default="100",
     show_default=True,
     help="CRF L2 strength, or several: 10,30,100 (needs --dev).",
 )

@@ -27,7 +27,7 @@ from featx.tagging.tags import to_iob2 as _to_iob2
 logger = logging.getLogger(__name__)
 
 # L2 strength of the CRF: chosen on CoNLL-2003 dev (benchmarks/README.md).
-DEFAULT_C2 = 30.0
+DEFAULT_C2 = 100.0
 
 
 def train_ner(
