@@ -255,3 +255,25 @@ def test_bench_finetune_smoke(real_artifact: Path, tmp_path: Path) -> None:
     (serve,) = [r for r in records if r["part"] == "serve"]
     assert serve["equal_to_library"] == 100.0
     assert "| layers |" in proc.stdout
+
+
+def test_bench_ner_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_ner.jsonl"
+    args = ["--artifact", str(real_artifact), "--limit", "80", "--c2", "10", "30"]
+    args += ["--max-iter", "30", "--train-layers", "1", "--epochs", "1"]
+    args += ["--work", str(tmp_path / "work"), "--out", str(out)]
+    proc = _run("bench_ner.py", *args)
+    records = _records(out)
+    assert [r["config"] for r in records] == [
+        "frozen-crf",
+        "frozen-linear",
+        "finetuned-1",
+        "onnx-fp32",
+        "onnx-int8",
+    ]
+    for r in records[:3]:
+        assert 0 <= r["test_f1"] <= 100 and r["wall_seconds"] > 0
+        assert set(r["test"]["per_type_f1"]) <= {"LOC", "MISC", "ORG", "PER"}
+    assert [s["c2"] for s in records[0]["search"]] == [10.0, 30.0]
+    assert records[3]["min_cosine"] >= 0.999 and records[3]["n_words"] > 0
+    assert "| frozen |" in proc.stdout
