@@ -396,8 +396,9 @@ def _register_predictor_commands() -> None:
     from featx.cli_finetune import finetune
     from featx.cli_ner import train_ner
     from featx.cli_predictor import evaluate, predict, train
+    from featx.cli_spark import spark_embed
 
-    for command in (train, predict, evaluate, finetune, train_ner):
+    for command in (train, predict, evaluate, finetune, train_ner, spark_embed):
         main.add_command(command)
 
 

@@ -5,11 +5,17 @@ import sys
 def test_import_featx_pulls_in_no_heavy_dependency():
     code = (
         "import sys, featx; "
-        "print(' '.join(m for m in ('torch', 'transformers', 'optimum', 'flask', 'sklearn') "
-        "if m in sys.modules))"
+        "print(' '.join(m for m in ('torch', 'transformers', 'optimum', 'flask', 'sklearn', "
+        "'pyspark') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_command_line_imports_pyspark_only_in_spark_commands():
+    code = "import sys, featx.cli; print('pyspark' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_public_api_is_explicit():
