@@ -168,8 +168,9 @@ def _fit(
     """The tagger of the best ``c2`` on dev (the only one when there is one)."""
     best: tuple[float, Tagger] | None = None
     search = []
+    features = embedder.fit().transform(X)  # once for every c2
     for c2 in grid:
-        tagger = fit_tagger(embedder, X, tags, c2=c2, max_iter=max_iter)
+        tagger = fit_tagger(embedder, X, tags, c2=c2, max_iter=max_iter, features=features)
         if len(grid) == 1:
             return tagger, []
         assert dev_tags is not None

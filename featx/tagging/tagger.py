@@ -205,11 +205,13 @@ def fit_tagger(
     *,
     c2: float,
     max_iter: int,
+    features: list[NDArray[np.float32]] | None = None,
 ) -> Tagger:
-    """Fit the CRF on ``embedder``'s features of ``X`` with IOB2 tags ``y``."""
+    """Fit the CRF on ``embedder``'s features of ``X`` (or their ready ``features``)."""
     labels = _tag_order(y)
     index = {tag: i for i, tag in enumerate(labels)}
-    features = embedder.fit().transform(X)
+    if features is None:
+        features = embedder.fit().transform(X)
     stacked = np.concatenate(features)
     mean = stacked.mean(axis=0).astype(np.float32)
     scale = (stacked.std(axis=0) + 1e-6).astype(np.float32)
