@@ -11,7 +11,6 @@ then trained on its frozen word vectors as on any encoder.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -42,7 +41,6 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         "pip install torch==2.13.0 'featx[export]'"
     ) from err
 
-logger = logging.getLogger(__name__)
 IGNORE = -100  # pieces that are not the first of a word carry no tag
 
 

@@ -113,7 +113,9 @@ def train_ner(
             Path(out).parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(dir=Path(out).parent, prefix=f".{Path(out).name}.ner-"))
             encoder = work / "encoder"
-            report = _finetune(model, X, tags, X_dev, dev_tags, encoder, train_layers, finetune)
+            report = _finetune(
+                model, X, tags, X_dev, dev_tags, encoder, train_layers, show_progress, finetune
+            )
             layers = (-1,) if layers is None else layers
         embedder = TokenEmbedder(
             str(encoder),
@@ -191,6 +193,7 @@ def _finetune(
     dev_tags: list[list[str]] | None,
     out: Path,
     train_layers: int | str,
+    show_progress: bool | None,
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     from featx.finetuning.tokens import finetune_encoder
@@ -217,6 +220,7 @@ def _finetune(
         out=out,
         dev=dev,
         train_layers=train_layers,
+        show_progress=show_progress,
         **settings,
     )
 
