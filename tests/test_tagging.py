@@ -170,6 +170,10 @@ def test_iob1_and_bioes_tags_train_the_same_tagger(tiny_artifacts):
     b = train_ner(X, bioes, model=tiny_artifacts["bert"], max_iter=30)
     assert a.labels == b.labels
     np.testing.assert_allclose(a.crf.coef_, b.crf.coef_)
+    loaded = featx.load(tiny_artifacts["bert"])  # a loaded encoder works as the model too
+    c = train_ner(X, y, model=loaded, max_iter=30)
+    assert c.embedder.model is loaded
+    np.testing.assert_allclose(a.crf.coef_, c.crf.coef_)
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "gpt2"])

@@ -118,7 +118,7 @@ def train_ner(
             )
             layers = (-1,) if layers is None else layers
         embedder = TokenEmbedder(
-            str(encoder),
+            encoder if hasattr(encoder, "encode_tokens") else str(encoder),
             layers=layers,
             combine=combine,
             subword=subword,
@@ -127,12 +127,12 @@ def train_ner(
         )
         if embedder.layers is None:
             embedder.layers = _middle_layers(embedder._encoder().spec.num_layers)
-        tagger, search = _fit(embedder, X, tags, X_dev, dev_tags, grid, max_iter)
+        tagger, search, dev_scores = _fit(embedder, X, tags, X_dev, dev_tags, grid, max_iter)
         tagger.metrics = {
-            "dev": None if dev_tags is None else tagger.evaluate(X_dev, dev_tags),
+            "dev": dev_scores,
             "n_train": len(tags),
             "settings": {
-                "model": str(model),
+                "model": str(getattr(model, "path", model)),
                 "layers": list(embedder.layers)
                 if not isinstance(embedder.layers, int)
                 else [embedder.layers],
@@ -166,23 +166,22 @@ def _fit(
     dev_tags: list[list[str]] | None,
     grid: list[float],
     max_iter: int,
-) -> tuple[Tagger, list[dict[str, float]]]:
-    """The tagger of the best ``c2`` on dev (the only one when there is one)."""
-    best: tuple[float, Tagger] | None = None
+) -> tuple[Tagger, list[dict[str, float]], dict[str, Any] | None]:
+    """The tagger of the best ``c2`` on dev, the search, and its dev scores (if dev)."""
+    best: tuple[float, Tagger, dict[str, Any] | None] | None = None
     search = []
     features = embedder.fit().transform(X)  # once for every c2
     for c2 in grid:
         tagger = fit_tagger(embedder, X, tags, c2=c2, max_iter=max_iter, features=features)
-        if len(grid) == 1:
-            return tagger, []
-        assert dev_tags is not None
-        f1 = tagger.evaluate(X_dev, dev_tags)["micro"]["f1"]
-        search.append({"c2": c2, "dev_f1": f1})
-        logger.info("c2=%s: dev F1 %.4f", c2, f1)
+        scores = None if dev_tags is None else tagger.evaluate(X_dev, dev_tags)
+        if scores is not None and len(grid) > 1:
+            search.append({"c2": c2, "dev_f1": scores["micro"]["f1"]})
+            logger.info("c2=%s: dev F1 %.4f", c2, scores["micro"]["f1"])
+        f1 = -1.0 if scores is None else scores["micro"]["f1"]
         if best is None or f1 > best[0]:
-            best = (f1, tagger)
+            best = (f1, tagger, scores)
     assert best is not None
-    return best[1], search
+    return best[1], search, best[2]
 
 
 def _finetune(
