@@ -144,17 +144,23 @@ def entity_table(scores: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def predict_entities(artifact: str, input_path: str, fmt: str | None) -> list[dict[str, Any]]:
+def predict_entities(
+    artifact: str, input_path: str, fmt: str | None, column: str = "text"
+) -> list[dict[str, Any]]:
     """Rows for ``featx predict`` with a tagger: each text and its entities.
 
-    Texts come as lines, JSONL, CSV, TSV or Parquet, as for any model, or ``--format
-    conll``: one word per line (its first column), sentences separated by blank lines.
+    Texts come as lines, or as ``column`` of JSONL, CSV, TSV or Parquet, as for any model,
+    or ``--format conll``: one word per line (its first column), blank lines between
+    sentences.
     """
     from featx.io import read_texts
     from featx.tagging import Tagger
 
     tagger = Tagger.load(artifact)
-    X: Any = _word_lines(input_path) if fmt == "conll" else read_texts(input_path, fmt=fmt)
+    if fmt == "conll":
+        X: Any = _word_lines(input_path)
+    else:
+        X = read_texts(input_path, fmt=fmt, column=column)
     rows = []
     for i, (item, found) in enumerate(zip(X, tagger.predict(X), strict=True)):
         text = item if isinstance(item, str) else " ".join(item)

@@ -300,7 +300,9 @@ def predict(
     if is_tagger(artifact):
         from featx.cli_ner import predict_entities
 
-        _write_rows(predict_entities(artifact, input_path, fmt), output, kind)
+        if len(text_cols) != 1:
+            raise ValueError("A tagger reads one text column; give --text-col once.")
+        _write_rows(predict_entities(artifact, input_path, fmt, text_cols[0]), output, kind)
         return
     if fmt == "conll":
         raise ValueError("--format conll is for taggers (featx train-ner); this is a classifier.")

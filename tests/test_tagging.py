@@ -273,6 +273,16 @@ def test_real_model_on_conll_cli(real_artifact, conll_files, tmp_path):
     found = {(e["text"], e["label"]) for e in rows[0]["entities"]}
     assert ("London", "LOC") in found and ("Germany", "LOC") in found
 
+    table = tmp_path / "texts.csv"
+    table.write_text('id,sentence\n1,"Peter Blackburn flew from London to Germany ."\n')
+    result = runner.invoke(
+        main, ["predict", str(out), "--input", str(table), "--text-col", "sentence"]
+    )
+    assert result.exit_code == 0, result.output
+    spans = [(e["text"], e["label"], e["start"]) for e in rows[0]["entities"]]
+    from_csv = json.loads(result.output.splitlines()[0])["entities"]
+    assert [(e["text"], e["label"], e["start"]) for e in from_csv] == spans
+
     result = runner.invoke(
         main, ["predict", str(out), "--input", str(conll_files / "test.txt"), "--format", "conll"]
     )
