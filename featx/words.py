@@ -206,6 +206,49 @@ def best_window(first: int, last: int, windows: Sequence[tuple[int, int]]) -> in
     return best
 
 
+@dataclass(frozen=True)
+class Window:
+    """One model input of a text and the words read from it.
+
+    Attributes:
+        ids: Token ids, special tokens included.
+        words: Indices of the words read from this window, in order.
+        pieces: For each of those words, the positions in ``ids`` of its pieces.
+    """
+
+    ids: NDArray[np.int32]
+    words: list[int]
+    pieces: list[NDArray[np.int64]]
+
+
+def windows_of(
+    alignment: Alignment, room: int, overlap: int, prefix: list[int], suffix: list[int]
+) -> list[Window]:
+    """Cut an aligned text into windows of ``room`` pieces between ``prefix`` and ``suffix``.
+
+    Each word is read from the window where it has the most context (:func:`best_window`);
+    windows no word is read from are left out.
+    """
+    cuts = plan_windows(len(alignment.ids), room, overlap)
+    words: list[list[int]] = [[] for _ in cuts]
+    pieces: list[list[NDArray[np.int64]]] = [[] for _ in cuts]
+    for w, word_pieces in enumerate(alignment.word_tokens):
+        chosen = best_window(int(word_pieces.min()), int(word_pieces.max()), cuts)
+        start, end = cuts[chosen]
+        inside = word_pieces[(word_pieces >= start) & (word_pieces < end)]
+        words[chosen].append(w)
+        pieces[chosen].append(inside - start + len(prefix))
+    return [
+        Window(
+            ids=np.asarray([*prefix, *alignment.ids[start:end].tolist(), *suffix], dtype=np.int32),
+            words=words[c],
+            pieces=pieces[c],
+        )
+        for c, (start, end) in enumerate(cuts)
+        if words[c]
+    ]
+
+
 def piece_weights(pieces: NDArray[np.int64], subword: Subword) -> tuple[NDArray[np.int64], float]:
     """The pieces that make a word's vector, and the weight of each."""
     if subword is Subword.FIRST:

@@ -26,14 +26,14 @@ from featx.pooling import normalize as l2_normalize
 from featx.text import TextPreparer, Tokenized, check_texts
 from featx.words import (
     Subword,
+    Window,
     WordVectors,
     align,
-    best_window,
     join_words,
     piece_weights,
-    plan_windows,
     special_affixes,
     split_words,
+    windows_of,
 )
 
 # Padded tokens per batch: large enough for efficient GEMMs, small enough that long
@@ -252,11 +252,7 @@ class TransformerEncoder(ABC):
         indices = self._layer_indices(rep)
         default = Subword.LAST if self.spec.family is Family.GPT2 else Subword.FIRST
         how = default if subword is None else parse_enum(Subword, subword, "subword")
-        room = self.max_length - self.preparer.n_special
-        overlap = room // 4 if overlap is None else overlap
-        if not 0 <= overlap < room:
-            raise ValueError(f"overlap={overlap} must be between 0 and {room - 1} pieces.")
-        prefix, suffix = self._affixes()
+        overlap = self._overlap(overlap)
         docs = _word_inputs(texts)
         dim = self.dim_for(rep)
         starts = np.cumsum([0] + [len(words) for _, words, _ in docs])
@@ -264,29 +260,21 @@ class TransformerEncoder(ABC):
         windows: list[NDArray[np.int32]] = []
         picks: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]] = []
         for d, (text, _, spans) in enumerate(docs):
-            alignment = align(self._word_tokenizer(), text, spans, self.spec.fallback_id)
-            cuts = plan_windows(len(alignment.ids), room, overlap)
-            rows: list[list[int]] = [[] for _ in cuts]
-            dest: list[list[int]] = [[] for _ in cuts]
-            weight: list[list[float]] = [[] for _ in cuts]
-            for w, pieces in enumerate(alignment.word_tokens):
-                chosen = best_window(int(pieces.min()), int(pieces.max()), cuts)
-                start, end = cuts[chosen]
-                inside = pieces[(pieces >= start) & (pieces < end)]
-                used, share = piece_weights(inside, how)
-                rows[chosen].extend((used - start + len(prefix)).tolist())
-                dest[chosen].extend([int(starts[d]) + w] * len(used))
-                weight[chosen].extend([share] * len(used))
-            for c, (start, end) in enumerate(cuts):
-                if not dest[c]:
-                    continue
-                ids = [*prefix, *alignment.ids[start:end].tolist(), *suffix]
-                windows.append(np.asarray(ids, dtype=np.int32))
+            for window in self.word_windows(text, spans, overlap=overlap):
+                rows: list[int] = []
+                dest: list[int] = []
+                weight: list[float] = []
+                for w, pieces in zip(window.words, window.pieces, strict=True):
+                    used, share = piece_weights(pieces, how)
+                    rows.extend(used.tolist())
+                    dest.extend([int(starts[d]) + w] * len(used))
+                    weight.extend([share] * len(used))
+                windows.append(window.ids)
                 picks.append(
                     (
-                        np.asarray(rows[c], dtype=np.int64),
-                        np.asarray(dest[c], dtype=np.int64),
-                        np.asarray(weight[c], dtype=np.float32),
+                        np.asarray(rows, dtype=np.int64),
+                        np.asarray(dest, dtype=np.int64),
+                        np.asarray(weight, dtype=np.float32),
                     )
                 )
         batches = plan_batches(
@@ -317,6 +305,28 @@ class TransformerEncoder(ABC):
             for d, (text, words, spans) in enumerate(docs)
         ]
 
+    def word_windows(
+        self, text: str, spans: Sequence[tuple[int, int]], *, overlap: int | None = None
+    ) -> list[Window]:
+        """The model inputs of one text and the pieces of each word read from them.
+
+        The pieces are aligned to the words at ``spans`` by character offsets; a text
+        longer than the model's window is cut into windows sharing ``overlap`` pieces
+        (default: a quarter of the window), and each word is read from the window where
+        it has the most context on both sides.
+        """
+        alignment = align(self._word_tokenizer(), text, spans, self.spec.fallback_id)
+        prefix, suffix = special_affixes(self._word_tokenizer())
+        room = self.max_length - self.preparer.n_special
+        return windows_of(alignment, room, self._overlap(overlap), prefix, suffix)
+
+    def _overlap(self, overlap: int | None) -> int:
+        room = self.max_length - self.preparer.n_special
+        overlap = room // 4 if overlap is None else overlap
+        if not 0 <= overlap < room:
+            raise ValueError(f"overlap={overlap} must be between 0 and {room - 1} pieces.")
+        return overlap
+
     def _word_tokenizer(self) -> Tokenizer:
         # Offsets of the whole text: a copy that neither truncates nor pads.
         if self._words_tokenizer is None:
@@ -325,9 +335,6 @@ class TransformerEncoder(ABC):
             tokenizer.no_padding()
             self._words_tokenizer = tokenizer
         return self._words_tokenizer
-
-    def _affixes(self) -> tuple[list[int], list[int]]:
-        return special_affixes(self._word_tokenizer())
 
     def _encode(
         self,

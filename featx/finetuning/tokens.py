@@ -29,7 +29,7 @@ from featx.finetuning import _device, _feeder, _show, _starting_point
 from featx.finetuning.export import HF_DIR, REPORT_FILE
 from featx.finetuning.model import Head
 from featx.finetuning.trainer import Data, Settings, autocast_dtype, fit
-from featx.words import align, best_window, join_words, plan_windows
+from featx.words import join_words
 
 try:
     import torch
@@ -70,23 +70,16 @@ def tagged_windows(
     A word is tagged on its first piece, in the window where it has the most context; a
     sentence longer than the model's window is cut into overlapping windows.
     """
-    tokenizer = encoder._word_tokenizer()
-    prefix, suffix = encoder._affixes()
-    room = encoder.max_length - encoder.preparer.n_special
     windows: list[NDArray[np.int32]] = []
     labels: list[NDArray[np.int64]] = []
     for words, sentence_tags in zip(sentences, tags, strict=True):
         text, spans = join_words(words)
-        alignment = align(tokenizer, text, spans, encoder.spec.fallback_id)
-        cuts = plan_windows(len(alignment.ids), room, room // 4)
-        per_cut = [np.full(end - start + len(prefix) + len(suffix), IGNORE) for start, end in cuts]
-        for pieces, tag in zip(alignment.word_tokens, sentence_tags, strict=True):
-            chosen = best_window(int(pieces.min()), int(pieces.max()), cuts)
-            per_cut[chosen][int(pieces[0]) - cuts[chosen][0] + len(prefix)] = tag
-        for (start, end), cut_labels in zip(cuts, per_cut, strict=True):
-            ids = [*prefix, *alignment.ids[start:end].tolist(), *suffix]
-            windows.append(np.asarray(ids, dtype=np.int32))
-            labels.append(cut_labels)
+        for window in encoder.word_windows(text, spans):
+            window_labels = np.full(len(window.ids), IGNORE, dtype=np.int64)
+            for w, pieces in zip(window.words, window.pieces, strict=True):
+                window_labels[pieces[0]] = sentence_tags[w]
+            windows.append(window.ids)
+            labels.append(window_labels)
     return windows, labels
 
 
