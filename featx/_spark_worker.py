@@ -131,13 +131,22 @@ def _with(batch: pa.RecordBatch, names: tuple[str, ...], arrays: list[Any]) -> p
     )
 
 
-def _log_truncated(n_cut: int, n_texts: int) -> None:
+def _account(job: Job, batch: pa.RecordBatch, n_texts: int, n_cut: int, started: float) -> None:
+    """Log the batch's truncated texts and add the batch to the job's counters."""
     if n_cut:
         logger.warning(
             "featx.spark: %d of %d texts in this batch were longer than the model's max "
             "length and were truncated. Pass long_text='chunk_mean' to embed them whole.",
             n_cut,
             n_texts,
+        )
+    if job.stats is not None:
+        job.stats.add(
+            texts=n_texts,
+            nulls=batch.num_rows - n_texts,
+            truncated=n_cut,
+            batches=1,
+            run_seconds=time.perf_counter() - started,
         )
 
 
@@ -167,15 +176,7 @@ def run_embed(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Record
         column = pa.ListArray.from_arrays(
             pa.array(offsets), pa.array(vectors.reshape(-1)), mask=pa.array(~valid)
         )
-        _log_truncated(n_cut, len(texts))
-        if job.stats is not None:
-            job.stats.add(
-                texts=len(texts),
-                nulls=batch.num_rows - len(texts),
-                truncated=n_cut,
-                batches=1,
-                run_seconds=time.perf_counter() - started,
-            )
+        _account(job, batch, len(texts), n_cut, started)
         yield _with(batch, job.out_cols, [column])
 
 
@@ -212,13 +213,5 @@ def run_predict(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
         arrays = [pa.array(labels, type=label_type)]
         if with_proba:
             arrays.append(pa.array(probas, type=pa.map_(pa.string(), pa.float64())))
-        _log_truncated(n_cut, len(texts))
-        if job.stats is not None:
-            job.stats.add(
-                texts=len(texts),
-                nulls=batch.num_rows - len(texts),
-                truncated=n_cut,
-                batches=1,
-                run_seconds=time.perf_counter() - started,
-            )
+        _account(job, batch, len(texts), n_cut, started)
         yield _with(batch, job.out_cols, arrays)
