@@ -139,10 +139,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def words(self, X: Any) -> list[Any]:
-        """Each sentence's words, spans and text (:class:`~featx.words.WordVectors`)."""
-        return self._vectors(X)
-
-    def _vectors(self, X: Any) -> list[Any]:
+        """Each sentence's words, spans, text and vectors (:class:`~featx.words.WordVectors`)."""
         options: dict[str, Any] = {"combine": self.combine, "subword": self.subword}
         if self.layers is not None:
             options["layers"] = self.layers
@@ -160,7 +157,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> list[NDArray[np.float32]]:
         """One float32 (n_words, n_features) array per sentence of ``X``."""
-        return self.features(self._vectors(X))
+        return self.features(self.words(X))
 
     @property
     def n_features(self) -> int:

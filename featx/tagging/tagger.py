@@ -68,8 +68,7 @@ class Tagger:
         self.metrics = dict(metrics or {})
 
     def __repr__(self) -> str:
-        types = sorted({t for t in (parse_tag(x)[1] for x in self.labels) if t})
-        return f"Tagger(entity_types={types!r}, model={self.embedder.model!r})"
+        return f"Tagger(entity_types={self.entity_types!r}, model={self.embedder.model!r})"
 
     @property
     def entity_types(self) -> list[str]:
