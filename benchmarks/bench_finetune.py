@@ -127,12 +127,11 @@ def finetuned(run: Run, name: str, **settings: Any) -> dict[str, Any]:
     out = run.work / name
     started = time.perf_counter()
     result = featx.finetune(
-        common.DEFAULT_MODEL,
         xtr,
         ytr,
+        model=common.DEFAULT_MODEL,
         out=out,
-        X_dev=xdv,
-        y_dev=ydv,
+        dev=(xdv, ydv),
         force=True,
         show_progress=False,
         **settings,
@@ -249,9 +248,9 @@ def part_lowdata(run: Run) -> None:
                         )
                     else:
                         predictor = featx.finetune(
-                            common.DEFAULT_MODEL,
                             X,
                             y,
+                            model=common.DEFAULT_MODEL,
                             out=run.work / "low",
                             force=True,
                             train_layers=2,

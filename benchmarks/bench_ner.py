@@ -112,7 +112,7 @@ def tagger_record(run: Run, part: str, config: str, **options: Any) -> None:
     out = run.work / config
     started = time.perf_counter()
     tagger = train_ner(
-        X, y, X_dev=X_dev, y_dev=y_dev, out=out, force=True, max_iter=run.args.max_iter, **options
+        X, y, dev=(X_dev, y_dev), out=out, force=True, max_iter=run.args.max_iter, **options
     )
     seconds = time.perf_counter() - started
     loaded = Tagger.load(out)

@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+from featx.pipelines import build_pipeline
+
 PARTS = ("sst2", "best", "stsb", "grid")
 C_GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 SST2_REFERENCE = 81.11  # shared/data/README.md: sentence-transformers + LogisticRegression
@@ -172,15 +174,14 @@ def _st_sst2(run: Run, xtr: list[str], ytr: list[str], *rest: list[str]) -> None
 
 def best_configurations(artifact: str) -> dict[str, Any]:
     """The richer frozen configurations, as unfitted estimators over texts."""
-    import featx
 
     layers = {"layers": "all", "combine": "concat", "normalize": False}
     return {
-        "all layers, logreg": featx.build_pipeline(artifact, "logreg", representation=layers),
-        "all layers + tfidf union, logreg": featx.build_pipeline(
+        "all layers, logreg": build_pipeline(artifact, "logreg", representation=layers),
+        "all layers + tfidf union, logreg": build_pipeline(
             artifact, "logreg", tfidf=True, representation=layers
         ),
-        "soft vote: all layers logreg + tfidf logreg": featx.build_pipeline(
+        "soft vote: all layers logreg + tfidf logreg": build_pipeline(
             artifact, "logreg", tfidf=True, ensemble="soft", representation=layers
         ),
     }

@@ -8,25 +8,21 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featx._version import __version__
 from featx.artifact import FORMAT_VERSION, Artifact, is_artifact
-from featx.config import ModelSpec
-from featx.encoders.base import TransformerEncoder
+from featx.config import RepresentationOptions
+from featx.encoders.transformer import TransformerEncoder
+from featx.environment import cache_dir
+from featx.extras import require
 from featx.sources import Source, default_model, fetch, inspect_folder, resolve
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("onnx", "torch")
-
-
-def cache_dir() -> Path:
-    """Where exported artifacts are cached: ``$FEATX_CACHE_DIR`` or ``~/.cache/featx``."""
-    env = os.environ.get("FEATX_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "featx"
 
 
 def _cache_key(source: Source, export_options: dict[str, Any]) -> str:
@@ -63,12 +59,13 @@ def load(
     batch_size: int = 32,
     max_tokens: int | None = None,
     export_options: dict[str, Any] | None = None,
-    **representation: Any,
+    **representation: Unpack[RepresentationOptions],
 ) -> TransformerEncoder:
     """Load an encoder from an artifact, an alias, a hub id or a model folder.
 
-    Anything that is not yet an artifact is exported once into :func:`cache_dir`
-    (needs the ``export`` extra) and loaded from there afterwards.
+    Anything that is not yet an artifact is exported once into the cache
+    (:func:`featx.environment.cache_dir`; needs the ``export`` extra) and loaded from
+    there afterwards.
 
     Args:
         model: Artifact directory, registry alias, hub id ("org/name") or model folder;
@@ -93,37 +90,45 @@ def load(
         raise ValueError(f"Unknown backend {backend!r}. Valid values: {', '.join(BACKENDS)}.")
     name = default_model() if model is None else model
     path = Path(os.fspath(name)).expanduser()
-    options: dict[str, Any] = {"batch_size": batch_size, "max_tokens": max_tokens, **representation}
     if backend == "torch":
-        from featx.encoders.torch import TorchEncoder
-
-        source = resolve(_source_of(path) if is_artifact(path) else name)
-        folder = source.folder or fetch(source)[0]
-        spec = (
-            ModelSpec.from_dict(Artifact.open(path).manifest["model"])  # as exported
-            if is_artifact(path)
-            else inspect_folder(folder, source.entry)
-        )
-        return TorchEncoder.from_folder(folder, spec=spec, **options)
+        return _torch_encoder(name, path, batch_size, max_tokens, representation)
     from featx.encoders.onnx import OnnxEncoder
 
     if not is_artifact(path):
         path = _exported(resolve(name), export_options or {})
     return OnnxEncoder.from_dir(
-        path, precision=precision, providers=providers, threads=threads, **options
+        path,
+        precision=precision,
+        providers=providers,
+        threads=threads,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        **representation,
     )
 
 
-def _source_of(artifact: Path) -> Path:
-    """The model folder an artifact was exported from (the torch backend needs it)."""
-    folder = Path(Artifact.open(artifact).manifest["source"]["path"])
-    folder = folder if folder.is_absolute() else Path(artifact) / folder  # fine-tuned: hf/
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"The torch backend needs the source model folder {folder}, which is gone. "
-            "Load the artifact with backend='onnx', or re-export it."
-        )
-    return folder
+def _torch_encoder(
+    name: str | os.PathLike[str],
+    path: Path,
+    batch_size: int,
+    max_tokens: int | None,
+    representation: RepresentationOptions,
+) -> TransformerEncoder:
+    """The torch reference of a model folder, or of the folder an artifact came from."""
+    require("export", "The torch backend")
+    from featx.encoders.torch import TorchEncoder
+
+    if is_artifact(path):
+        artifact = Artifact.open(path)
+        folder = artifact.source_folder()
+        spec = artifact.manifest.model  # fed and pooled as exported
+    else:
+        source = resolve(name)
+        folder = source.folder or fetch(source)[0]
+        spec = inspect_folder(folder, source.entry)
+    return TorchEncoder.from_folder(
+        folder, spec=spec, batch_size=batch_size, max_tokens=max_tokens, **representation
+    )
 
 
 def _exported(source: Source, export_options: dict[str, Any]) -> Path:

@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from featx.artifact import Artifact, is_artifact
+from featx.extras import require, require_module
+from featx.sources import default_model, fetch, resolve, transformer_folder
+
 TEXT_METHODS = ("swap", "delete", "insert", "synonym", "mlm")
 # `eda` is shorthand for EDA's edits; insertion needs the synonym source.
 ALIASES = {"eda": ("swap", "delete", "insert", "synonym")}
@@ -258,13 +262,9 @@ class MaskedLM:
     """Contextual substitution with a fill-mask model (needs torch and transformers)."""
 
     def __init__(self, folder: Path) -> None:
-        try:
-            import torch  # noqa: F401
-            from transformers import AutoModelForMaskedLM, AutoTokenizer
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "'mlm' augmentation needs torch and transformers (extra 'export')."
-            ) from err
+        require("export", "'mlm' augmentation")
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
         if not (folder / "config.json").is_file():
             raise ValueError(f"mlm_model {folder} is not a model folder (no config.json).")
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
@@ -305,13 +305,8 @@ def _variant(candidate: str, word: str) -> bool:
 
 def _weights_folder(model: str | os.PathLike[str] | None) -> Path:
     """The Hugging Face folder holding ``model``'s weights and tokenizer.json."""
-    from featx.artifact import Artifact, is_artifact
-    from featx.sources import default_model, fetch, resolve, transformer_folder
-
     if model is not None and is_artifact(model):
-        manifest = Artifact.open(model).manifest
-        folder = Path(manifest["source"]["path"])
-        folder = folder if folder.is_absolute() else Path(model) / folder
+        folder = Artifact.open(model).source_folder()
     else:
         folder, _ = fetch(resolve(model or default_model()))
     folder = transformer_folder(folder)
@@ -322,12 +317,9 @@ def _weights_folder(model: str | os.PathLike[str] | None) -> Path:
 
 def _token_embeddings(folder: Path) -> NDArray[np.float32]:
     """The input token-embedding matrix from the folder's safetensors weights."""
-    try:
-        from safetensors import safe_open
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Synonym augmentation reads weights with safetensors: pip install safetensors"
-        ) from err
+    require_module("safetensors", "Synonym augmentation reads weights", "pip install safetensors")
+    from safetensors import safe_open
+
     files = sorted(folder.glob("*.safetensors"))
     for file in files:
         with safe_open(str(file), framework="numpy") as f:

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from featx.environment import cache_dir
+
 DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB of vectors
 MEMORY_MAX_BYTES = 256 << 20  # rows kept in this process, across cache instances
 # Least-recently-used order is kept to this many seconds: a hit on a row used more
@@ -35,8 +37,6 @@ TOUCH_AFTER_S = 60.0
 
 def default_path() -> Path:
     """The cache file inside featx's cache directory."""
-    from featx.api import cache_dir
-
     return cache_dir() / "embeddings.sqlite"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 E = TypeVar("E", bound=Enum)
 
@@ -57,6 +57,54 @@ class Precision(str, Enum):
     FP16 = "fp16"
 
 
+class Task(str, Enum):
+    """What kind of target a head predicts."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+    REGRESSION = "regression"
+
+    @property
+    def is_classification(self) -> bool:
+        """Binary and multi-class tasks (one label per text)."""
+        return self in (Task.BINARY, Task.MULTICLASS)
+
+
+class Head(str, Enum):
+    """The heads featx builds by name (see :func:`featx.heads.make_head`)."""
+
+    LOGREG = "logreg"
+    SVM = "svm"
+    RIDGE = "ridge"
+    KNN = "knn"
+    MLP = "mlp"
+    GBM = "gbm"
+
+
+class Ensemble(str, Enum):
+    """How the members of an ensemble are combined."""
+
+    SOFT = "soft"  # average the members' probabilities (or predictions)
+    STACK = "stack"  # a final model over the members' outputs
+
+
+class Search(str, Enum):
+    """How a hyperparameter search draws its candidates."""
+
+    GRID = "grid"
+    RANDOM = "random"
+
+
+class Autocast(str, Enum):
+    """The autocast dtype of fine-tuning (not the exported graph's precision)."""
+
+    AUTO = "auto"  # bf16 where the CPU has it (AVX512-BF16 or AMX), bf16 on a GPU
+    BF16 = "bf16"
+    FP16 = "fp16"  # GPUs only
+    FP32 = "fp32"
+
+
 def parse_enum(enum: type[E], value: object, what: str) -> E:
     """Convert a plain string (or an enum member) to ``enum``, naming valid values on error.
 
@@ -89,6 +137,17 @@ def _parse_layers(layers: int | Sequence[int]) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"layers must not repeat a layer, got {layers!r}.")
     return out
+
+
+class RepresentationOptions(TypedDict, total=False):
+    """Keyword overrides of a :class:`Representation` (``encode(texts, pooling="cls")``)."""
+
+    pooling: Pooling | str
+    normalize: bool
+    layers: int | Sequence[int]
+    combine: LayerCombine | str
+    long_text: LongText | str
+    stride: int
 
 
 @dataclass(frozen=True)

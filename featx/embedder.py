@@ -17,8 +17,11 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from featx.api import load
+from featx.artifact import Artifact
+from featx.config import Precision
 from featx.encoders.base import Encoder
-from featx.text import check_texts
+from featx.text import check_texts, pair_columns, text_column
 
 _REPRESENTATION = ("pooling", "normalize", "layers", "combine", "long_text")
 
@@ -28,7 +31,8 @@ class Embedder(TransformerMixin, BaseEstimator):
 
     Args:
         model: An artifact directory, alias, hub id or model folder (loaded with
-            :func:`featx.load`), or a ready encoder such as ``HashEncoder()``.
+            :func:`featx.load`), or a ready encoder such as ``HashEncoder()``; None: the
+            registry's default model.
         pooling: Pooling override (``"mean"``, ``"cls"``, ``"max"``, ...); ``None`` keeps
             the model's.
         normalize: L2-normalise override; ``None`` keeps the model's.
@@ -79,7 +83,7 @@ class Embedder(TransformerMixin, BaseEstimator):
     def _options(self) -> dict[str, Any]:
         options = {k: getattr(self, k) for k in _REPRESENTATION if getattr(self, k) is not None}
         if options.get("layers") == "all":
-            num_layers = getattr(getattr(self._encoder(), "spec", None), "num_layers", None)
+            num_layers = getattr(getattr(self.get_encoder(), "spec", None), "num_layers", None)
             if num_layers is None:
                 raise ValueError("layers='all' needs a Transformer encoder (an artifact).")
             options["layers"] = tuple(range(num_layers + 1))
@@ -89,19 +93,15 @@ class Embedder(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: object = None) -> Embedder:
         """Load the encoder; ``X`` and ``y`` are accepted for the pipeline contract only."""
-        if self.model is None:
-            raise ValueError(
-                "Embedder needs `model`: an artifact made by `featx export`, an alias such as "
-                "'minilm', a model folder, or an encoder such as featx.HashEncoder()."
-            )
-        if not isinstance(self.model, str | Encoder):
+        if not (self.model is None or isinstance(self.model, str | Encoder)):
             raise TypeError(
-                f"Embedder(model=...) takes a str or an encoder, got {type(self.model).__name__}."
+                f"Embedder(model=...) takes a str or an encoder, got {type(self.model).__name__}"
+                " (a str is an artifact, alias or folder; None takes the default model)."
             )
         self.__dict__.pop("encoder_", None)
         self.__dict__.pop("cache_", None)
         self.dim_ = self._encode(["featx"]).shape[1]
-        self.n_pair_columns_ = _pair_columns(X)
+        self.n_pair_columns_ = pair_columns(X)
         if self.cache:
             from featx.cache import namespace
 
@@ -109,10 +109,10 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.n_features_out_ = self.dim_ * (4 if self.n_pair_columns_ == 2 else 1)
         return self
 
-    def _encoder(self) -> Any:
+    def get_encoder(self) -> Any:
         """The encoder, loaded on first use (after ``fit`` or unpickling)."""
         if "encoder_" not in self.__dict__:
-            if isinstance(self.model, str):
+            if self.model is None or isinstance(self.model, str):
                 self.encoder_ = _load(
                     self.model, _stamp(self.model), self.precision, self.threads, self.batch_size
                 )
@@ -152,18 +152,17 @@ class Embedder(TransformerMixin, BaseEstimator):
         return out
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
-        return np.asarray(self._encoder().encode(texts, **self._options()), dtype=np.float32)
+        return np.asarray(self.get_encoder().encode(texts, **self._options()), dtype=np.float32)
 
     def _cache_identity(self) -> list[Any]:
         """What makes two embeddings of one text equal: the model file and the settings."""
-        encoder = self._encoder()
+        encoder = self.get_encoder()
         path = getattr(encoder, "path", None)
         if path is not None:
-            from featx.artifact import Artifact
-
             manifest = Artifact.open(path).manifest
-            model_file = manifest["variants"][encoder.precision]["file"]
-            model = manifest["files"][model_file]["sha256"]
+            assert manifest.encoder is not None  # the encoder was loaded from it
+            model_file = manifest.encoder.variants[Precision(encoder.precision)].file
+            model = manifest.files[model_file].sha256
         else:
             model = repr(encoder)
         rep = getattr(encoder, "representation", None)
@@ -172,7 +171,7 @@ class Embedder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> NDArray[np.float32]:
         """Embed ``X`` -> float32 array (n, dim), or (n, 4 * dim) for sentence pairs."""
         check_is_fitted(self, "dim_")
-        columns = _pair_columns(X)
+        columns = pair_columns(X)
         if columns != self.n_pair_columns_:
             raise ValueError(
                 f"Embedder was fitted on {self.n_pair_columns_ or 'single'}-column input but got "
@@ -183,7 +182,7 @@ class Embedder(TransformerMixin, BaseEstimator):
             u = self._embed(check_texts(pairs[:, 0], "X[:, 0]"))
             v = self._embed(check_texts(pairs[:, 1], "X[:, 1]"))
             return pair_features(u, v)
-        return self._embed(check_texts(_column(X), "X"))
+        return self._embed(check_texts(text_column(X), "X"))
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
         """Output column names: ``embed0..``; for pairs ``u0.., v0.., absdiff0.., prod0..``."""
@@ -206,8 +205,10 @@ def pair_features(u: NDArray[np.float32], v: NDArray[np.float32]) -> NDArray[np.
     return np.hstack([u, v, np.abs(u - v), u * v]).astype(np.float32)
 
 
-def _stamp(model: str) -> int | None:
+def _stamp(model: str | None) -> int | None:
     """When the artifact at ``model`` was last written (None for aliases and hub ids)."""
+    if model is None:
+        return None
     try:
         return os.stat(os.path.join(model, "featx.json")).st_mtime_ns
     except OSError:
@@ -216,34 +217,14 @@ def _stamp(model: str) -> int | None:
 
 @functools.lru_cache(maxsize=8)
 def _load(
-    model: str, stamp: int | None, precision: str | None, threads: int | None, batch_size: int
+    model: str | None,
+    stamp: int | None,
+    precision: str | None,
+    threads: int | None,
+    batch_size: int,
 ) -> Any:
     """Load each encoder once per process: clones made by a search reuse one session.
 
     ``stamp`` is only part of the key, so that a re-exported artifact is loaded afresh.
     """
-    import featx
-
-    return featx.load(model, precision=precision, threads=threads, batch_size=batch_size)
-
-
-def _pair_columns(X: Any) -> int:
-    """2 for a two-column table of text pairs, 0 for a flat sequence of texts."""
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2:
-        if shape[1] == 1:
-            return 0
-        if shape[1] != 2:
-            raise ValueError(
-                f"Embedder takes texts or two columns of text pairs, got {shape[1]} columns."
-            )
-        return 2
-    return 0
-
-
-def _column(X: Any) -> Any:
-    """A one-column table as a flat sequence."""
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2:
-        return np.asarray(X, dtype=object)[:, 0]
-    return X
+    return load(model, precision=precision, threads=threads, batch_size=batch_size)

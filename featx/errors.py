@@ -30,4 +30,28 @@ class ExportError(FeatxError):
 
 
 class TruncationWarning(UserWarning):
-    """Some texts were longer than the model's max length and were truncated."""
+    """Some texts were longer than the model's max length and were truncated.
+
+    The counts are attributes, so that callers (the Spark workers) read them as data.
+
+    Attributes:
+        n_truncated: Texts that were cut.
+        n_texts: Texts in the call.
+        longest: Tokens of the longest text, special tokens included.
+        max_length: The model's max length.
+    """
+
+    def __init__(self, n_truncated: int, n_texts: int, longest: int, max_length: int) -> None:
+        super().__init__(n_truncated, n_texts, longest, max_length)
+        self.n_truncated = n_truncated
+        self.n_texts = n_texts
+        self.longest = longest
+        self.max_length = max_length
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_truncated} of {self.n_texts} texts were longer than max_length="
+            f"{self.max_length} tokens and were truncated (longest: {self.longest} tokens). "
+            "Pass long_text='chunk_mean' (or 'chunk_max') to embed them whole; "
+            "encode_with_info() reports which texts were cut."
+        )

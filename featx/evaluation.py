@@ -29,8 +29,11 @@ from sklearn.metrics import (
     r2_score,
 )
 
-from featx.heads import Task
-from featx.predictor import to_plain
+from featx.artifact import staging
+from featx.config import Task
+from featx.extras import require
+from featx.files import write_json_atomic
+from featx.io import to_plain
 
 if TYPE_CHECKING:
     from featx.predictor import Predictor
@@ -193,8 +196,6 @@ def write_report(
         FileExistsError: If ``out`` exists and ``force`` is false.
         ImportError: If matplotlib is missing.
     """
-    from featx.artifact import staging, write_json_atomic
-
     plt = _pyplot()
     target = Path(out)
     with staging(target, force=force) as stage:
@@ -221,15 +222,12 @@ def write_report(
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
+    require("report", "Report plots")
+    import matplotlib
 
-        matplotlib.use("Agg")  # files only: never open a window
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError(
-            "Report plots need matplotlib. Install it with: pip install 'featx[report]'"
-        ) from err
+    matplotlib.use("Agg")  # files only: never open a window
+    import matplotlib.pyplot as plt
+
     return plt
 
 

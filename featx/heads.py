@@ -9,7 +9,6 @@ grid a hyperparameter search should try.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -21,24 +20,11 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.utils.multiclass import type_of_target
 
-from featx.config import parse_enum
-
-
-class Task(str, Enum):
-    """What kind of target a head predicts."""
-
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    MULTILABEL = "multilabel"
-    REGRESSION = "regression"
-
-    @property
-    def is_classification(self) -> bool:
-        """Binary and multi-class tasks (one label per text)."""
-        return self in (Task.BINARY, Task.MULTICLASS)
+from featx.config import Head, Task, parse_enum
 
 
 def infer_task(y: Any) -> Task:
@@ -64,6 +50,55 @@ def infer_task(y: Any) -> Task:
         f"Cannot learn from targets of type {kind!r}: give class labels (str or int), "
         "numbers for regression, or a 0/1 matrix (or lists of labels) for multi-label."
     )
+
+
+def prepare_targets(y: Any, task: Task | str | None = None) -> tuple[Any, Task, list[Any]]:
+    """Targets as scikit-learn wants them, the task, and the label names.
+
+    Lists of labels per text (``[["a"], ["a", "b"], []]``) become a 0/1 matrix; floats,
+    and text that is all numbers with some decimals (``"2.5"``), mean regression.
+
+    Raises:
+        ValueError: If ``y`` is empty, has one class only, or does not fit ``task``.
+    """
+    values = y if hasattr(y, "shape") else list(y)
+    if len(values) == 0:
+        raise ValueError("No labels: the training data is empty.")
+    task = None if task is None else Task(task)
+    if isinstance(values[0], list | tuple | set | frozenset):
+        if task not in (None, Task.MULTILABEL):
+            raise ValueError(f"Lists of labels per text are a multilabel target, not {task}.")
+        binarizer = MultiLabelBinarizer()
+        return binarizer.fit_transform(values), Task.MULTILABEL, list(binarizer.classes_)
+    if task is None and (_decimal_strings(values) or np.asarray(values).dtype.kind == "f"):
+        task = Task.REGRESSION  # floats mean scores, even 1.0 and 2.0
+    if task is Task.REGRESSION:
+        try:
+            return np.asarray(values, dtype=np.float64), task, []
+        except ValueError as err:
+            raise ValueError(f"Regression needs numeric targets: {err}") from err
+    target = np.asarray(values)
+    found = infer_task(target)
+    if found is Task.MULTILABEL:
+        return target, found, list(range(target.shape[1]))
+    if task is None:
+        task = found
+        if task is Task.REGRESSION:
+            return target.astype(np.float64), task, []
+    elif found is Task.REGRESSION or (task is Task.BINARY and found is Task.MULTICLASS):
+        raise ValueError(f"The labels look like a {found.value} target, not {task.value}.")
+    return target, task, sorted(np.unique(target).tolist())
+
+
+def _decimal_strings(values: Any) -> bool:
+    """All values are strings of numbers, and some have a fractional part."""
+    if not all(isinstance(v, str) for v in values):
+        return False
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return False
+    return any(not x.is_integer() for x in numbers)
 
 
 _Builder = Callable[[Task, dict[str, Any]], BaseEstimator]
@@ -119,7 +154,7 @@ _BUILDERS: dict[str, _Builder] = {
     "mlp": _mlp,
     "gbm": _gbm,
 }
-HEADS = tuple(_BUILDERS)
+HEADS = tuple(h.value for h in Head)
 # Heads whose estimator takes `class_weight` (kNN and MLP do not).
 _CLASS_WEIGHTS = ("logreg", "svm", "ridge", "gbm")
 # Parameters that take a random_state, per head.

@@ -1,8 +1,14 @@
-"""Reading texts from files and writing embeddings to files, atomically."""
+"""Reading texts, labelled tables and word lists from files; writing embeddings and records.
+
+Inputs are text lines, JSONL, CSV, TSV or Parquet (or stdin); every error names the file
+and the record or line. Outputs are written atomically and refuse an existing file unless
+forced.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -13,7 +19,8 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from featx._atomic import atomic_write
+from featx.extras import require
+from featx.files import atomic_write, refuse_existing
 
 INPUT_FORMATS = ("lines", "jsonl", "csv", "tsv", "parquet")
 OUTPUT_FORMATS = ("npy", "parquet", "jsonl")
@@ -27,13 +34,10 @@ _BY_SUFFIX = {
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as err:
-        raise ImportError(
-            "Parquet needs pyarrow. Install it with: pip install 'featx[io]'"
-        ) from err
+    require("io", "Parquet")
+    import pyarrow
+    import pyarrow.parquet
+
     return pyarrow
 
 
@@ -110,6 +114,72 @@ def read_columns(
     return {c: [record[c] for record in records] for c in columns}
 
 
+def read_labelled(
+    path: str,
+    text_cols: Sequence[str],
+    label_col: str | None,
+    *,
+    fmt: str | None = None,
+    label_sep: str | None = None,
+) -> tuple[Any, list[Any] | None]:
+    """Texts (or an (n, 2) array of pairs) and labels from a table file.
+
+    Args:
+        path: The table (jsonl, csv, tsv or parquet).
+        text_cols: One text column, or two for sentence pairs.
+        label_col: The target column; None reads texts only.
+        fmt: The format (default: from the suffix).
+        label_sep: Split labels on this string: a multi-label target.
+
+    Raises:
+        ValueError: A missing column, a value that is not text, a missing label.
+    """
+    if len(text_cols) not in (1, 2) or len(set(text_cols)) != len(text_cols):
+        raise ValueError(
+            f"Give one --text-col, or two different ones for sentence pairs; got {text_cols}."
+        )
+    if label_col in text_cols:
+        raise ValueError(f"--label-col {label_col!r} is also a --text-col.")
+    columns = read_columns(path, [*text_cols, *([label_col] if label_col else [])], fmt=fmt)
+    for col in text_cols:
+        bad = next((i for i, v in enumerate(columns[col]) if not isinstance(v, str)), None)
+        if bad is not None:
+            raise ValueError(f"{path}, record {bad + 1}: {col!r} is not text.")
+    texts: Any = columns[text_cols[0]]
+    if len(text_cols) == 2:
+        texts = np.array([columns[text_cols[0]], columns[text_cols[1]]], dtype=object).T
+    if not label_col:
+        return texts, None
+    labels = columns[label_col]
+    missing = next((i for i, v in enumerate(labels) if v is None or v == ""), None)
+    if missing is not None and label_sep is None:
+        raise ValueError(f"{path}, record {missing + 1}: no value in {label_col!r}.")
+    if label_sep is not None:
+        labels = [
+            v if isinstance(v, list) else [x.strip() for x in str(v or "").split(label_sep) if x]
+            for v in labels
+        ]
+    return texts, labels
+
+
+def read_words(path: str) -> list[list[str]]:
+    """Sentences of a CoNLL-style file (or stdin for ``-``), as word lists.
+
+    One word per line (its first column), blank lines between sentences; ``-DOCSTART-``
+    lines are skipped.
+    """
+    sentences: list[list[str]] = [[]]
+    with _open_text(path) as handle:
+        for line in handle:
+            fields = line.split()
+            if not fields:
+                if sentences[-1]:
+                    sentences.append([])
+            elif fields[0] != "-DOCSTART-":
+                sentences[-1].append(fields[0])
+    return [s for s in sentences if s]
+
+
 def _check_columns(where: str, wanted: Sequence[str], present: list[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
@@ -144,6 +214,15 @@ def _text(value: object, where: str, column: str) -> str:
         raise ValueError(
             f"{where}: {column!r} is {type(value).__name__} ({value!r:.40}), not text."
         )
+    return value
+
+
+def to_plain(value: Any) -> Any:
+    """Numpy scalars as Python scalars and tuples as lists: values that serialise as such."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -191,8 +270,7 @@ def write_embeddings(
     """
     kind = output_format(path)
     target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists. Choose another path or pass --force.")
+    refuse_existing(target, force, hint="pass --force")
     if kind == "npy":
         atomic_write(target, lambda f: np.save(f, embeddings))
     elif kind == "jsonl":
@@ -208,3 +286,53 @@ def write_embeddings(
             }
         )
         atomic_write(target, lambda f: pa.parquet.write_table(table, f))
+
+
+RECORD_FORMATS = ("jsonl", "csv", "tsv")
+
+
+def records_format(output: str | None) -> str:
+    """The format of a records file by its suffix (JSONL on stdout when None)."""
+    if output is None:
+        return "jsonl"
+    kind = Path(output).suffix.lower().lstrip(".")
+    if kind not in RECORD_FORMATS:
+        raise ValueError(f"Cannot tell the output format of {output!r}; use .jsonl, .csv or .tsv.")
+    return kind
+
+
+def write_records(rows: Sequence[dict[str, Any]], output: str | None) -> None:
+    """Predictions as JSONL (one object per line), or CSV/TSV with a column per probability.
+
+    Writes to stdout when ``output`` is None, else atomically to ``output``.
+    """
+    kind = records_format(output)
+    if kind == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        flat = [_flat_record(r) for r in rows]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer,
+            fieldnames=list(flat[0]) if flat else ["index"],
+            delimiter="\t" if kind == "tsv" else ",",
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        writer.writerows(flat)
+        text = buffer.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(Path(output), lambda f: f.write(text.encode("utf-8")))
+
+
+def _flat_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One table row: label lists joined by commas, entities as JSON, ``p_<label>`` columns."""
+    record = {k: v for k, v in row.items() if k != "probabilities"}
+    if isinstance(record.get("labels"), list):
+        record["labels"] = ",".join(map(str, record["labels"]))
+    if "entities" in record:
+        record["entities"] = json.dumps(record["entities"], ensure_ascii=False)
+    record.update({f"p_{k}": v for k, v in row.get("probabilities", {}).items()})
+    return record

@@ -13,40 +13,19 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io
 from numpy.typing import NDArray
 
-from featx._version import __version__
-from featx.artifact import Artifact, seal, sha256_file, staging, write_json_atomic
-from featx.embedder import Embedder, _column, _pair_columns
-from featx.errors import ArtifactIntegrityError, ModelLoadError
+from featx.artifact import HeadSection, Kind
+from featx.artifact.estimators import load, member_dirs, open_trained, write_trained
+from featx.embedder import Embedder
 from featx.heads import Task
-from featx.text import check_texts
-
-HEAD_FILE = "head.skops"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-MEMBERS_DIR = "encoders"
-# Types trusted beyond skops' defaults: featx's own, and scikit-learn internals that its
-# estimators hold: Bunch (the dict that ensembles keep members in) and the fitted parts
-# of CalibratedClassifierCV (svm), MLPs (optimiser state) and gradient boosting (trees).
-TRUSTED_TYPES = (
-    "featx.embedder.Embedder",
-    "featx.encoders.fake.HashEncoder",
-    "featx.heads.NeuralHead",
-    "sklearn.utils._bunch.Bunch",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-)
+from featx.io import to_plain
+from featx.text import check_texts, pair_columns, text_column
 
 
 class Predictor:
@@ -94,7 +73,7 @@ class Predictor:
         return next((e.n_pair_columns_ for e in fitted), 0)
 
     def _input(self, X: Any) -> Any:
-        columns = _pair_columns(X)
+        columns = pair_columns(X)
         if columns != self.n_pair_columns:
             want = "pairs of texts (two columns)" if self.n_pair_columns else "single texts"
             raise ValueError(f"This model reads {want}; got {columns or 'one'} column(s).")
@@ -103,7 +82,7 @@ class Predictor:
             check_texts(pairs[:, 0], "X[:, 0]")
             check_texts(pairs[:, 1], "X[:, 1]")
             return pairs
-        return check_texts(_column(X), "X")
+        return check_texts(text_column(X), "X")
 
     @property
     def has_probabilities(self) -> bool:
@@ -174,41 +153,26 @@ class Predictor:
         Raises:
             FileExistsError: If ``path`` exists and ``force`` is false.
         """
-        out = Path(path)
         estimator = copy.deepcopy(self.estimator)  # embedders copy without their sessions
-        with staging(out, force=force) as stage:
-            members: dict[Path, str] = {}
-            base: dict[str, Any] = {}
-            for embedder in embedders(estimator):
-                source = _artifact_of(embedder)
-                if source is None:
-                    continue  # an in-memory encoder (HashEncoder) is saved inside head.skops
-                if source not in members:
-                    members[source] = "." if not members else f"{MEMBERS_DIR}/{len(members)}"
-                    manifest = _copy_encoder(source, stage / members[source])
-                    base = base or manifest
+        sources = [(e, _artifact_of(e)) for e in embedders(estimator)]
+        members = member_dirs([s for _, s in sources if s is not None])
+        for embedder, source in sources:
+            if source is not None:  # an in-memory encoder (HashEncoder) stays in head.skops
                 embedder.model = members[source]
-                embedder.cache = None  # the cache is a training aid, not part of the model
-            (stage / HEAD_FILE).write_bytes(skops.io.dumps(estimator))
-            write_json_atomic(stage / LABELS_FILE, {"task": self.task.value, "labels": self.labels})
-            write_json_atomic(stage / METRICS_FILE, self.metrics)
-            seal(
-                stage,
-                {
-                    **{k: v for k, v in base.items() if k not in ("files", "format_version")},
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "featx_version": __version__,
-                    "predictor": {
-                        "task": self.task.value,
-                        "head": HEAD_FILE,
-                        "labels": LABELS_FILE,
-                        "metrics": METRICS_FILE,
-                        "encoders": sorted(members.values()),
-                        "estimator": _head_name(estimator),
-                    },
-                },
-            )
-        return out
+            embedder.cache = None  # the cache is a training aid, not part of the model
+        return write_trained(
+            path,
+            force=force,
+            members=members,
+            estimator=estimator,
+            labels={"task": self.task.value, "labels": self.labels},
+            metrics=self.metrics,
+            section=HeadSection(
+                task=self.task.value,
+                estimator=_head_name(estimator),
+                encoders=tuple(sorted(members.values())),
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, trusted: Sequence[str] = ()) -> Predictor:
@@ -223,36 +187,16 @@ class Predictor:
             ModelLoadError: If the artifact has no head, or the head holds untrusted types.
             ArtifactIntegrityError: If a file does not match its checksum.
         """
-        artifact = Artifact.open(path)
-        info = artifact.manifest.get("predictor")
-        if not isinstance(info, dict):
-            raise ModelLoadError(
-                f"{artifact.path} has no head: it is an encoder artifact. Train one with: "
-                f"featx train --model {artifact.path} --data train.tsv --out MODEL"
-            )
-        data = artifact.read(info["head"])
-        untrusted = skops.io.get_untrusted_types(data=data)
-        refused = [t for t in untrusted if t not in TRUSTED_TYPES and t not in trusted]
-        if refused:
-            raise ModelLoadError(
-                f"{artifact.path / info['head']} holds types that skops does not trust: "
-                f"{', '.join(refused)}. If you trust this file, pass trusted=[...] with them."
-            )
-        estimator = skops.io.loads(data, trusted=list(untrusted))
+        artifact = open_trained(path, Kind.PREDICTOR)
+        head = artifact.manifest.head
+        assert head is not None  # a predictor's manifest has its head section
+        estimator = load(artifact.read(head.file), artifact.path / head.file, trusted)
         for embedder in embedders(estimator):
             if isinstance(embedder.model, str):
                 embedder.model = str((artifact.path / embedder.model).resolve())
-        labels = artifact.read_json(info["labels"])
-        metrics = artifact.read_json(info["metrics"])
+        labels = artifact.read_json(head.labels)
+        metrics = artifact.read_json(head.metrics)
         return cls(estimator, labels["task"], labels["labels"], metrics=metrics)
-
-
-def is_predictor(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is an artifact with a trained head."""
-    try:
-        return "predictor" in Artifact.open(path).manifest
-    except (FileNotFoundError, ModelLoadError, ArtifactIntegrityError):
-        return False
 
 
 def embedders(obj: Any) -> Iterator[Embedder]:
@@ -275,39 +219,10 @@ def embedders(obj: Any) -> Iterator[Embedder]:
 
 
 def _artifact_of(embedder: Embedder) -> Path | None:
-    path = getattr(embedder._encoder(), "path", None)
+    path = getattr(embedder.get_encoder(), "path", None)
     return Path(path).resolve() if path is not None else None
-
-
-def _copy_encoder(source: Path, target: Path) -> dict[str, Any]:
-    """Copy the encoder files of artifact ``source`` into ``target``, verifying each."""
-    manifest = {k: v for k, v in Artifact.open(source).manifest.items() if k != "predictor"}
-    target.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, entry in manifest["files"].items():
-        if name in (HEAD_FILE, LABELS_FILE, METRICS_FILE) or name.startswith(f"{MEMBERS_DIR}/"):
-            continue  # a trained artifact used as an encoder: take only the encoder
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, target / name)
-        if sha256_file(target / name) != entry["sha256"]:
-            raise ArtifactIntegrityError(
-                f"{source / name} does not match its checksum; re-export {source}."
-            )
-        files[name] = entry
-    manifest["files"] = files
-    write_json_atomic(target / "featx.json", manifest)
-    return manifest
 
 
 def _head_name(estimator: Any) -> str:
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return type(final).__name__
-
-
-def to_plain(value: Any) -> Any:
-    """Numpy scalars as Python scalars and tuples as lists: values that serialise as such."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [to_plain(v) for v in value]
-    return value

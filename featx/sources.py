@@ -8,15 +8,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from featx.artifact import sha256_file
 from featx.config import Family, ModelSpec, Pooling, Representation, parse_enum
 from featx.errors import ModelLoadError
+from featx.files import sha256_file
 
 # model_type in config.json -> the family that feeds it.
 MODEL_TYPES = {
@@ -75,6 +75,20 @@ def load_registry() -> tuple[str, dict[str, RegistryEntry]]:
     data = tomllib.loads(registry_path().read_text(encoding="utf-8"))
     entries = {alias: RegistryEntry(alias=alias, **e) for alias, e in data["models"].items()}
     return data["default"], entries
+
+
+def models() -> dict[str, dict[str, Any]]:
+    """The model registry: alias -> source, family, pooling, normalize, max_length, default."""
+    default, entries = load_registry()
+    return {
+        alias: {
+            **asdict(e),
+            "family": e.family.value,
+            "pooling": e.pooling.value,
+            "default": alias == default,
+        }
+        for alias, e in entries.items()
+    }
 
 
 def default_model() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +42,49 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
                 "every item must be a string (drop or fill missing values first)."
             )
     return out
+
+
+def pair_columns(X: Any) -> int:
+    """2 for a two-column table of text pairs, 0 for a flat sequence of texts.
+
+    Raises:
+        ValueError: For a table of more than two columns.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        if shape[1] == 1:
+            return 0
+        if shape[1] != 2:
+            raise ValueError(
+                f"Embedder takes texts or two columns of text pairs, got {shape[1]} columns."
+            )
+        return 2
+    return 0
+
+
+def text_column(X: Any) -> Any:
+    """A one-column table as a flat sequence (anything else as it is)."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return np.asarray(X, dtype=object)[:, 0]
+    return X
+
+
+def dev_pair(dev: Any) -> tuple[Any, Any]:
+    """``dev=(X_dev, y_dev)`` checked as a pair with both parts given.
+
+    Raises:
+        ValueError: If ``dev`` is not such a pair.
+    """
+    if not isinstance(dev, tuple | list) or len(dev) != 2:
+        raise ValueError(
+            f"dev must be a pair (X_dev, y_dev) of texts and their targets, got "
+            f"{type(dev).__name__}."
+        )
+    X_dev, y_dev = dev
+    if y_dev is None:
+        raise ValueError("dev=(X_dev, y_dev) needs y_dev (the dev labels).")
+    return X_dev, y_dev
 
 
 @dataclass(frozen=True)

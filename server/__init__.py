@@ -1,5 +1,10 @@
 """The featx HTTP server: a Flask app factory over one or more featx artifacts.
 
+Installed as ``featx.server`` (the repository keeps it in its top-level ``server/``
+folder); ``featx serve`` runs it under gunicorn. Modules: :mod:`.models` (what is served),
+:mod:`.routes` (the views), :mod:`.batching`, :mod:`.errors`, :mod:`.auth`,
+:mod:`.observability`, :mod:`.openapi` and :mod:`.gunicorn_app`.
+
 ``create_app(config)`` takes its settings from :data:`DEFAULTS`, then a config file
 (``FEATX_CONFIG``, JSON or TOML, or ``CONFIG`` in ``config``), then ``FEATX_*``
 environment variables (``FEATX_MAX_TEXTS=128``; JSON values such as
@@ -44,9 +49,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Raises:
         ValueError: For an unknown setting or a bad value.
     """
-    from server.models import load_models
-    from server.routes import bp
-    from server.web import Metrics, install
+    # Imported here: the gunicorn master imports this package and must not load onnxruntime.
+    from .auth import install_auth
+    from .errors import install_errors
+    from .models import load_models
+    from .observability import Metrics, install_observability
+    from .routes import bp
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -59,7 +67,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     metrics = Metrics()
     app.extensions["featx_metrics"] = metrics
     app.extensions["featx_models"] = load_models(app.config, metrics)
-    install(app, metrics)
+    install_observability(app, metrics)
+    install_auth(app)
+    install_errors(app)
     app.register_blueprint(bp)
     return app
 

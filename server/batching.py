@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from featx.encoders.base import EncodeResult
+from featx.encoders import EncodeResult
 
 Run = Callable[[list[str]], EncodeResult]
 

@@ -6,7 +6,7 @@ encoder batch at a time, so cores are not oversubscribed. With ``workers > 1``, 
 each worker ``cores / workers`` ONNX threads (``onnx_threads``) instead.
 
 :func:`serve` replaces the calling process with a fresh interpreter running
-``python -m server.gunicorn_app``: the gunicorn master must not have imported
+``python -m featx.server.gunicorn_app``: the gunicorn master must not have imported
 onnxruntime before it forks workers (a worker that inherits it hangs on exit until the
 master kills it), and the fresh process gets its own logging set-up.
 """
@@ -35,7 +35,7 @@ class _Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from server import create_app
+        from . import create_app
 
         return create_app(self.app_config)
 
@@ -65,7 +65,7 @@ def serve(
     os.environ[_SPEC_ENV] = json.dumps({"config": app_config, "options": options})
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "server.gunicorn_app"])
+    os.execv(sys.executable, [sys.executable, "-m", f"{__package__}.gunicorn_app"])
 
 
 def _main() -> None:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import featx
-from featx.artifact import Artifact, is_artifact
-from featx.encoders.base import EncodeResult
-from server.batching import MicroBatcher
+from featx.api import load
+from featx.artifact import Artifact, Kind, is_artifact
+from featx.encoders import EncodeResult
+from featx.sources import default_model
+
+from .batching import MicroBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -69,22 +71,20 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
     """Load every configured model once: name -> :class:`ServedModel`."""
     sources: dict[str, str] = dict(config["MODELS"] or {})
     if not sources:
-        from featx.sources import default_model
-
         sources = {default_model(): default_model()}
     models = {}
     for name, source in sources.items():
-        encoder = featx.load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
+        encoder = load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
         path = getattr(encoder, "path", None)
         artifact = Path(path) if path is not None and is_artifact(path) else None
-        manifest = Artifact.open(artifact).manifest if artifact is not None else {}
+        kind = Artifact.open(artifact).manifest.kind if artifact is not None else Kind.ENCODER
         predictor = tagger = None
-        if artifact is not None and "predictor" in manifest:
+        if artifact is not None and kind is Kind.PREDICTOR:
             # Only a trained artifact pays for scikit-learn and skops (~350 MB, ~2.5 s).
             from featx.predictor import Predictor
 
             predictor = Predictor.load(artifact)
-        if artifact is not None and "tagger" in manifest:
+        if artifact is not None and kind is Kind.TAGGER:
             from featx.tagging import Tagger
 
             tagger = Tagger.load(artifact)

@@ -63,24 +63,136 @@ def _get(summary: str, response: dict[str, Any], *, auth: bool = True) -> dict[s
     return {"get": {"summary": summary, "responses": responses}}
 
 
-def spec(config: Any) -> dict[str, Any]:
-    """The document, with this server's limits in the schemas."""
-    texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
-    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"]}
-    vector = {"type": "array", "items": {"type": "number"}}
-    embed_response = {
-        "type": "object",
-        "required": ["model", "dim", "embeddings", "n_tokens", "truncated", "n_windows"],
-        "properties": {
-            "model": {"type": "string"},
-            "dim": {"type": "integer"},
-            "embeddings": {"type": "array", "items": vector},
-            "n_tokens": {"type": "array", "items": {"type": "integer"}},
-            "truncated": {"type": "array", "items": {"type": "boolean"}},
-            "n_windows": {"type": "array", "items": {"type": "integer"}},
+_VECTOR = {"type": "array", "items": {"type": "number"}}
+_EMBED_RESPONSE = {
+    "type": "object",
+    "required": ["model", "dim", "embeddings", "n_tokens", "truncated", "n_windows"],
+    "properties": {
+        "model": {"type": "string"},
+        "dim": {"type": "integer"},
+        "embeddings": {"type": "array", "items": _VECTOR},
+        "n_tokens": {"type": "array", "items": {"type": "integer"}},
+        "truncated": {"type": "array", "items": {"type": "boolean"}},
+        "n_windows": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+
+_OPENAI_RESPONSE = {
+    "type": "object",
+    "required": ["object", "data", "model", "usage"],
+    "properties": {
+        "object": {"type": "string", "enum": ["list"]},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["object", "index", "embedding"],
+                "properties": {
+                    "object": {"type": "string", "enum": ["embedding"]},
+                    "index": {"type": "integer"},
+                    "embedding": {"oneOf": [_VECTOR, {"type": "string"}]},
+                },
+            },
         },
-    }
-    openai_request = {
+        "model": {"type": "string"},
+        "usage": {
+            "type": "object",
+            "required": ["prompt_tokens", "total_tokens"],
+            "properties": {
+                "prompt_tokens": {"type": "integer"},
+                "total_tokens": {"type": "integer"},
+            },
+        },
+    },
+}
+
+_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["model", "task", "labels", "predictions"],
+    "properties": {
+        "model": {"type": "string"},
+        "task": {"type": "string"},
+        "labels": {"type": "array"},
+        "predictions": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+_ENTITY = {
+    "type": "object",
+    "required": ["text", "label", "start", "end", "words", "score"],
+    "properties": {
+        "text": {"type": "string", "description": "text[start:end]"},
+        "label": {"type": "string", "description": "An entity type, e.g. 'PER'."},
+        "start": {"type": "integer", "minimum": 0, "description": "First character."},
+        "end": {"type": "integer", "minimum": 0, "description": "Past the last character."},
+        "words": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "The words it spans: [first, last + 1].",
+        },
+        "score": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Mean probability of its tags.",
+        },
+    },
+}
+
+_NER_RESPONSE = {
+    "type": "object",
+    "required": ["model", "entity_types", "results"],
+    "properties": {
+        "model": {"type": "string"},
+        "entity_types": {"type": "array", "items": {"type": "string"}},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "text", "entities"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "text": {
+                        "type": "string",
+                        "description": "The text (pre-split words: joined by spaces).",
+                    },
+                    "entities": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Entity"},
+                    },
+                },
+            },
+        },
+    },
+}
+
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}},
+}
+
+_MODELS = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {
+        "object": {"type": "string"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "object", "dim"],
+                "properties": {"id": {"type": "string"}, "dim": {"type": "integer"}},
+            },
+        },
+    },
+}
+
+
+def _openai_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
+    return {
         "type": "object",
         "required": ["model", "input"],
         "properties": {
@@ -91,35 +203,10 @@ def spec(config: Any) -> dict[str, Any]:
             "user": {"type": "string"},
         },
     }
-    openai_response = {
-        "type": "object",
-        "required": ["object", "data", "model", "usage"],
-        "properties": {
-            "object": {"type": "string", "enum": ["list"]},
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["object", "index", "embedding"],
-                    "properties": {
-                        "object": {"type": "string", "enum": ["embedding"]},
-                        "index": {"type": "integer"},
-                        "embedding": {"oneOf": [vector, {"type": "string"}]},
-                    },
-                },
-            },
-            "model": {"type": "string"},
-            "usage": {
-                "type": "object",
-                "required": ["prompt_tokens", "total_tokens"],
-                "properties": {
-                    "prompt_tokens": {"type": "integer"},
-                    "total_tokens": {"type": "integer"},
-                },
-            },
-        },
-    }
-    predict_request = {
+
+
+def _predict_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
+    return {
         "type": "object",
         "properties": {
             "model": _DEFAULT_MODEL,
@@ -136,17 +223,10 @@ def spec(config: Any) -> dict[str, Any]:
             },
         },
     }
-    predict_response = {
-        "type": "object",
-        "required": ["model", "task", "labels", "predictions"],
-        "properties": {
-            "model": {"type": "string"},
-            "task": {"type": "string"},
-            "labels": {"type": "array"},
-            "predictions": {"type": "array", "items": {"type": "object"}},
-        },
-    }
-    words = {
+
+
+def _words(texts: dict[str, Any], config: Any) -> dict[str, Any]:
+    return {
         "type": "array",
         "minItems": 1,
         "maxItems": config["MAX_TEXTS"],
@@ -157,7 +237,10 @@ def spec(config: Any) -> dict[str, Any]:
             "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
         },
     }
-    ner_request = {
+
+
+def _ner_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
+    return {
         "type": "object",
         "description": "Exactly one of 'texts' (raw strings) and 'words' (pre-split sentences).",
         "oneOf": [{"required": ["texts"]}, {"required": ["words"]}],
@@ -170,90 +253,27 @@ def spec(config: Any) -> dict[str, Any]:
                 ),
             },
             "texts": texts,
-            "words": words,
+            "words": _words(texts, config),
         },
     }
-    entity = {
-        "type": "object",
-        "required": ["text", "label", "start", "end", "words", "score"],
-        "properties": {
-            "text": {"type": "string", "description": "text[start:end]"},
-            "label": {"type": "string", "description": "An entity type, e.g. 'PER'."},
-            "start": {"type": "integer", "minimum": 0, "description": "First character."},
-            "end": {"type": "integer", "minimum": 0, "description": "Past the last character."},
-            "words": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0},
-                "minItems": 2,
-                "maxItems": 2,
-                "description": "The words it spans: [first, last + 1].",
-            },
-            "score": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Mean probability of its tags.",
-            },
-        },
-    }
-    ner_response = {
-        "type": "object",
-        "required": ["model", "entity_types", "results"],
-        "properties": {
-            "model": {"type": "string"},
-            "entity_types": {"type": "array", "items": {"type": "string"}},
-            "results": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["index", "text", "entities"],
-                    "properties": {
-                        "index": {"type": "integer", "minimum": 0},
-                        "text": {
-                            "type": "string",
-                            "description": "The text (pre-split words: joined by spaces).",
-                        },
-                        "entities": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Entity"},
-                        },
-                    },
-                },
-            },
-        },
-    }
-    status = {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string"}},
-    }
-    models = {
-        "type": "object",
-        "required": ["object", "data"],
-        "properties": {
-            "object": {"type": "string"},
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "object", "dim"],
-                    "properties": {"id": {"type": "string"}, "dim": {"type": "integer"}},
-                },
-            },
-        },
-    }
+
+
+def spec(config: Any) -> dict[str, Any]:
+    """The document, with this server's limits in the schemas."""
+    texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
+    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"]}
     text = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
     html = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "featx server", "version": __version__},
         "components": {
-            "schemas": {"Error": _ERROR, "Entity": entity},
+            "schemas": {"Error": _ERROR, "Entity": _ENTITY},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
             "/v1/embeddings": _post(
-                "Embeddings, OpenAI-compatible", openai_request, openai_response
+                "Embeddings, OpenAI-compatible", _openai_request(texts, config), _OPENAI_RESPONSE
             ),
             "/embed": _post(
                 "Embeddings with token counts and truncation flags",
@@ -262,21 +282,21 @@ def spec(config: Any) -> dict[str, Any]:
                     "required": ["texts"],
                     "properties": {"texts": texts, "model": _DEFAULT_MODEL},
                 },
-                embed_response,
+                _EMBED_RESPONSE,
             ),
             "/predict": _post(
                 "Labels and probabilities (or scores) from a trained head",
-                predict_request,
-                predict_response,
+                _predict_request(texts, config),
+                _PREDICT_RESPONSE,
             ),
             "/ner": _post(
                 "Named entities with character offsets, from a tagger (featx train-ner)",
-                ner_request,
-                ner_response,
+                _ner_request(texts, config),
+                _NER_RESPONSE,
             ),
-            "/v1/models": _get("Served models", _json(models)),
-            "/healthz": _get("Liveness (never needs a key)", _json(status), auth=False),
-            "/readyz": _get("Readiness: every model loaded", _json(status)),
+            "/v1/models": _get("Served models", _json(_MODELS)),
+            "/healthz": _get("Liveness (never needs a key)", _json(_STATUS), auth=False),
+            "/readyz": _get("Readiness: every model loaded", _json(_STATUS)),
             "/metrics": _get("Prometheus metrics", text),
             "/openapi.json": _get("This document", _json({"type": "object"})),
             "/": _get("Playground page", html),

@@ -11,8 +11,8 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.models import ServedModel
-from server.web import ApiError
+from .errors import ApiError
+from .models import ServedModel
 
 bp = Blueprint("featx", __name__)
 
@@ -370,7 +370,7 @@ def metrics() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI document of every endpoint."""
-    from server.openapi import spec
+    from .openapi import spec
 
     return jsonify(spec(current_app.config))
 
@@ -378,5 +378,5 @@ def openapi() -> Response:
 @bp.get("/")
 def playground() -> Response:
     """The playground page."""
-    page = resources.files("server").joinpath("playground.html").read_text(encoding="utf-8")
+    page = resources.files(__package__).joinpath("playground.html").read_text(encoding="utf-8")
     return Response(page, mimetype="text/html")

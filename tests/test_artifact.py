@@ -4,7 +4,8 @@ import shutil
 import pytest
 
 import featx
-from featx.artifact import MANIFEST, Artifact, seal, staging
+from featx.artifact import MANIFEST, Artifact, HeadSection, Kind, Manifest, seal, staging
+from featx.errors import ArtifactIntegrityError, ModelLoadError
 
 
 @pytest.fixture
@@ -24,16 +25,11 @@ def test_manifest_lists_every_file_with_sha256(tiny_artifacts):
         == {"model.onnx", "model_int8.onnx", "tokenizer.json", "parity.json"}
     )
     assert all(len(e["sha256"]) == 64 for e in manifest["files"].values())
-    for key in (
-        "featx_version",
-        "source",
-        "model",
-        "opset",
-        "variants",
-        "default_precision",
-        "parity",
-    ):
+    for key in ("featx_version", "source", "model", "encoder"):
         assert key in manifest
+    for key in ("opset", "variants", "default_precision", "parity"):
+        assert key in manifest["encoder"]
+    assert manifest["format_version"] == 2 and manifest["kind"] == "encoder"
     assert manifest["model"]["family"] == "bert" and manifest["model"]["dim"] == 32
     assert manifest["source"]["revision"].startswith("sha256:")
 
@@ -44,20 +40,20 @@ def test_altered_file_is_refused_on_load(artifact_copy):
     data[10] ^= 1  # same size, one bit flipped
     tok.write_bytes(bytes(data))
     with pytest.raises(
-        featx.ArtifactIntegrityError, match="Checksum mismatch for .*tokenizer.json"
+        ArtifactIntegrityError, match="Checksum mismatch for .*tokenizer.json"
     ):
         featx.load(artifact_copy)
 
 
 def test_truncated_file_is_refused(artifact_copy):
     (artifact_copy / "model.onnx").write_bytes(b"broken")
-    with pytest.raises(featx.ArtifactIntegrityError, match="has 6 bytes"):
+    with pytest.raises(ArtifactIntegrityError, match="has 6 bytes"):
         featx.load(artifact_copy, precision="fp32")
 
 
 def test_missing_file_is_refused(artifact_copy):
     (artifact_copy / "model_int8.onnx").unlink()
-    with pytest.raises(featx.ArtifactIntegrityError, match="missing model_int8.onnx"):
+    with pytest.raises(ArtifactIntegrityError, match="missing model_int8.onnx"):
         featx.load(artifact_copy)
 
 
@@ -65,7 +61,7 @@ def test_unknown_format_version_is_refused(artifact_copy):
     manifest = json.loads((artifact_copy / MANIFEST).read_text())
     manifest["format_version"] = 99
     (artifact_copy / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(featx.ModelLoadError, match="format_version 99"):
+    with pytest.raises(ModelLoadError, match="format_version 99"):
         featx.load(artifact_copy)
 
 
@@ -91,8 +87,9 @@ def test_force_replaces_an_artifact_only_when_the_new_one_is_complete(tiny_model
     before = json.loads((out / MANIFEST).read_text())
     featx.export(tiny_model_dirs["bert"], out, force=True, pooling="cls")
     after = Artifact.open(out).manifest
-    assert after["model"]["representation"]["pooling"] == "cls"
-    assert "int8" in after["variants"] and "int8" not in before["variants"]
+    assert after.model is not None and after.encoder is not None
+    assert after.model.representation.pooling == "cls"
+    assert "int8" in after.encoder.precisions and "int8" not in before["encoder"]["variants"]
     assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no staging left behind
 
 
@@ -100,7 +97,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
     bad = tmp_path / "not-a-model"
     bad.mkdir()
     (bad / "readme.txt").write_text("hello")
-    with pytest.raises(featx.ModelLoadError, match="no config.json"):
+    with pytest.raises(ModelLoadError, match="no config.json"):
         featx.export(bad, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-model"]
 
@@ -114,10 +111,11 @@ def test_staging_cleans_up_on_error(tmp_path):
 
 def test_seal_then_open_round_trip(tmp_path):
     (tmp_path / "a.txt").write_text("hello")
-    seal(tmp_path, {"model": {}, "variants": {}})
+    head = HeadSection(task="binary", estimator="LogisticRegression")
+    seal(tmp_path, Manifest(kind=Kind.PREDICTOR, featx_version="test", created="", head=head))
     opened = Artifact.open(tmp_path)
     assert opened.read("a.txt") == b"hello"
-    with pytest.raises(featx.ArtifactIntegrityError, match="not listed"):
+    with pytest.raises(ArtifactIntegrityError, match="not listed"):
         opened.read("b.txt")
 
 

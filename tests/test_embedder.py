@@ -80,9 +80,13 @@ def test_real_artifact_pipeline_grid_search_and_pickle(tiny_artifacts):
     assert len(search.cv_results_["params"]) == 4
 
 
+@pytest.mark.real
+def test_no_model_means_the_default_model(real_artifact):
+    # One spelling everywhere: model=None is the registry's default model.
+    assert Embedder().fit(TEXTS).get_encoder().path == real_artifact
+
+
 def test_bad_input_is_explained():
-    with pytest.raises(ValueError, match="Embedder needs `model`"):
-        Embedder().fit(TEXTS)
     with pytest.raises(TypeError, match="takes a str or an encoder, got int"):
         Embedder(3).fit(TEXTS)
     fitted = Embedder(HashEncoder()).fit(TEXTS)

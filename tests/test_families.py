@@ -152,10 +152,11 @@ def test_bad_calls_say_what_to_fix(encoders):
 def test_int8_graph_is_recorded_with_parity(tiny_artifacts, family):
     info = featx.load(tiny_artifacts[family])
     manifest = Artifact.open(info.path).manifest
-    assert set(manifest["variants"]) == {"fp32", "int8"}
-    assert manifest["parity"]["fp32"]["min_cosine"] > 0.9999
-    int8 = manifest["parity"]["int8"]
+    assert manifest.encoder is not None
+    assert set(manifest.encoder.precisions) == {"fp32", "int8"}
+    assert manifest.encoder.parity["fp32"]["min_cosine"] > 0.9999
+    int8 = manifest.encoder.parity["int8"]
     passes = int8["mean_cosine"] >= 0.99 and int8["min_cosine"] >= 0.97
     assert int8["passes_gate"] == passes
-    assert manifest["default_precision"] == ("int8" if passes else "fp32")
-    assert info.precision == manifest["default_precision"]
+    assert manifest.encoder.default_precision == ("int8" if passes else "fp32")
+    assert info.precision == manifest.encoder.default_precision

@@ -64,12 +64,11 @@ def test_each_family_fine_tunes_exports_and_keeps_frozen_weights_identical(
     source = tiny_model_dirs[family]
     out = tmp_path / "ft"
     result = finetune(
-        str(source),
         TEXTS,
         LABELS,
+        model=str(source),
         out=out,
-        X_dev=TEXTS,
-        y_dev=LABELS,
+        dev=(TEXTS, LABELS),
         train_layers=1,
         epochs=2,
         show_progress=False,
@@ -103,12 +102,11 @@ def test_each_family_fine_tunes_exports_and_keeps_frozen_weights_identical(
 
 def test_a_tiny_model_learns_the_toy_task(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     result = finetune(
-        str(tiny_model_dirs["bert"]),
         TEXTS,
         LABELS,
+        model=str(tiny_model_dirs["bert"]),
         out=tmp_path / "ft",
-        X_dev=TEXTS,
-        y_dev=LABELS,
+        dev=(TEXTS, LABELS),
         train_layers="all",
         epochs=12,
         show_progress=False,
@@ -128,9 +126,9 @@ def test_head_only_leaves_the_whole_encoder_identical(
 ) -> None:
     source = tiny_model_dirs["distilbert"]
     result = finetune(
-        str(source),
         TEXTS,
         LABELS,
+        model=str(source),
         out=tmp_path / "ft",
         train_layers=0,
         epochs=3,
@@ -150,14 +148,14 @@ def test_the_numpy_head_equals_the_torch_head(
 ) -> None:
     out = tmp_path / "ft"
     finetune(
-        str(tiny_model_dirs["bert"]),
         TEXTS,
         LABELS,
+        model=str(tiny_model_dirs["bert"]),
         out=out,
         train_layers=1,
         epochs=2,
         hidden=hidden,
-        precision="fp32",
+        autocast="fp32",
         show_progress=False,
         **FAST,
     )
@@ -181,12 +179,11 @@ def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_p
     model = str(tiny_model_dirs["bert"])
     scores = [4.5, 4.0, 4.2, 3.9] * 3 + [0.5, 1.0, 0.2, 0.8] * 3
     result = finetune(
-        model,
         TEXTS,
         scores,
+        model=model,
         out=tmp_path / "reg",
-        X_dev=TEXTS,
-        y_dev=scores,
+        dev=(TEXTS, scores),
         train_layers="all",
         epochs=8,
         show_progress=False,
@@ -199,12 +196,11 @@ def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_p
 
     tags = [["movie", "good"] if lab == "pos" else ["movie"] for lab in LABELS]
     result = finetune(
-        model,
         TEXTS,
         tags,
+        model=model,
         out=tmp_path / "ml",
-        X_dev=TEXTS,
-        y_dev=tags,
+        dev=(TEXTS, tags),
         epochs=2,
         show_progress=False,
         **FAST,
@@ -216,12 +212,11 @@ def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_p
     pairs = np.array([[TEXTS[i], TEXTS[j]] for i, j in enumerate(other)], dtype=object)
     same = ["same" if LABELS[i] == LABELS[j] else "different" for i, j in enumerate(other)]
     result = finetune(
-        model,
         pairs,
         same,
+        model=model,
         out=tmp_path / "pairs",
-        X_dev=pairs,
-        y_dev=same,
+        dev=(pairs, same),
         epochs=2,
         show_progress=False,
         **FAST,
@@ -233,14 +228,13 @@ def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_p
 def test_search_mixup_and_augmentation(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     model = str(tiny_model_dirs["bert"])
     result = finetune(
-        model,
         TEXTS,
         LABELS,
+        model=model,
         out=tmp_path / "s",
-        X_dev=TEXTS,
-        y_dev=LABELS,
+        dev=(TEXTS, LABELS),
         epochs=2,
-        search={"lr": [1e-7, 3e-3], "train_layers": [1, "all"]},
+        param_grid={"lr": [1e-7, 3e-3], "train_layers": [1, "all"]},
         mixup=0.4,
         augment="swap,delete",
         show_progress=False,
@@ -260,20 +254,20 @@ def test_bad_input_is_refused_before_training(
     out = tmp_path / "x"
 
     def run(X: Any = TEXTS, y: Any = LABELS, **kwargs: Any) -> None:
-        finetune(model, X, y, out=out, show_progress=False, **kwargs)
+        finetune(X, y, model=model, out=out, show_progress=False, **kwargs)
 
     with pytest.raises(ValueError, match="Too few examples per class"):
         run(TEXTS + ["odd"], LABELS + ["rare"])
     with pytest.raises(ValueError, match="never occur in the training"):
-        run(X_dev=["x"], y_dev=["other"])
+        run(dev=(["x"], ["other"]))
     with pytest.raises(ValueError, match="so the dev set must too"):
-        run(X_dev=np.array([["a", "b"]], dtype=object), y_dev=["pos"])
+        run(dev=(np.array([["a", "b"]], dtype=object), ["pos"]))
     with pytest.raises(ValueError, match="needs y_dev"):
-        run(X_dev=["x"])
+        run(dev=(["x"], None))
     with pytest.raises(ValueError, match="A search needs a dev set"):
-        run(search={"lr": [1e-4, 1e-3]})
+        run(param_grid={"lr": [1e-4, 1e-3]})
     with pytest.raises(ValueError, match="Cannot search"):
-        run(X_dev=TEXTS, y_dev=LABELS, search={"colour": [1, 2]})
+        run(dev=(TEXTS, LABELS), param_grid={"colour": [1, 2]})
     with pytest.raises(ValueError, match="GiB but"):
         run(batch_size=10**9)
     with pytest.raises(ValueError, match="train_layers"):
@@ -282,7 +276,7 @@ def test_bad_input_is_refused_before_training(
         run(schedule="exponential")
     featx.export(model, tmp_path / "plain", quantize=False, show_progress=False)
     with pytest.raises(ModelLoadError, match="needs the Hugging Face model"):
-        finetune(str(tmp_path / "plain"), TEXTS, LABELS, out=out)
+        finetune(TEXTS, LABELS, model=str(tmp_path / "plain"), out=out)
     assert not out.exists()
 
 
@@ -336,6 +330,7 @@ def test_cli_finetune_then_predict_and_serve(
     runner = CliRunner()
     args = [
         "finetune",
+        "--model",
         str(tiny_model_dirs["roberta"]),
         "--data",
         str(data),
@@ -349,7 +344,7 @@ def test_cli_finetune_then_predict_and_serve(
         "2",
         "--batch-size",
         "8",
-        "--search",
+        "--param-grid",
         "lr=1e-4,3e-3",
         "--augment",
         "swap",
@@ -366,7 +361,7 @@ def test_cli_finetune_then_predict_and_serve(
 
     bad = tmp_path / "dev.tsv"
     bad.write_text("sentence\tlabel\nhello\tpos\n")
-    result = runner.invoke(main, [*args[:5], str(bad), "--out", str(tmp_path / "m2")])
+    result = runner.invoke(main, [*args[:6], str(bad), "--out", str(tmp_path / "m2")])
     assert result.exit_code != 0 and "does not fit" in result.output
 
     from server import create_app
@@ -400,12 +395,11 @@ def test_the_default_model_fine_tunes_on_a_small_subset(tmp_path: Path) -> None:
     labels = [y for _, y in SENTIMENT] * 2
     out = tmp_path / "minilm-ft"
     result = featx.finetune(
-        "minilm",
         texts,
         labels,
+        model="minilm",
         out=out,
-        X_dev=texts[:12],
-        y_dev=labels[:12],
+        dev=(texts[:12], labels[:12]),
         train_layers=1,
         epochs=5,
         lr=2e-4,
@@ -414,7 +408,7 @@ def test_the_default_model_fine_tunes_on_a_small_subset(tmp_path: Path) -> None:
         show_progress=False,
     )
     report = result.report
-    assert report["precision_used"] in ("bfloat16", "fp32")
+    assert report["autocast_used"] in ("bfloat16", "fp32")
     assert report["trainable_parameters"]["trainable"] < report["trainable_parameters"]["total"] / 5
     gate = report["dev_gate"]
     assert gate["checked"] and gate["agreement"] >= 0.9 and "onnx_int8" in gate
@@ -427,17 +421,16 @@ def test_the_default_model_fine_tunes_on_a_small_subset(tmp_path: Path) -> None:
 def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
     tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import featx.finetuning.export as finetune_export
+    import featx.finetuning.gate as gate
 
-    monkeypatch.setattr(finetune_export, "MIN_AGREEMENT", 1.01)  # no int8 graph can pass
+    monkeypatch.setattr(gate, "MIN_AGREEMENT", 1.01)  # no int8 graph can pass
     out = tmp_path / "ft"
     result = finetune(
-        str(tiny_model_dirs["bert"]),
         TEXTS,
         LABELS,
+        model=str(tiny_model_dirs["bert"]),
         out=out,
-        X_dev=TEXTS,
-        y_dev=LABELS,
+        dev=(TEXTS, LABELS),
         train_layers=1,
         epochs=1,
         show_progress=False,
@@ -447,8 +440,8 @@ def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
     assert gate["int8_fp32_matmuls"] == 2 and "first_try" in gate  # every rebuild tried
     assert not gate["passes"]
     manifest = json.loads((out / "featx.json").read_text())
-    assert manifest["default_precision"] == "fp32"
-    assert manifest["variants"]["int8"]["recipe"]["fp32_matmuls"] == 2  # one per layer
+    assert manifest["encoder"]["default_precision"] == "fp32"
+    assert manifest["encoder"]["variants"]["int8"]["recipe"]["fp32_matmuls"] == 2  # one per layer
     # The rebuilt graph is sealed and verified like any other file.
     assert featx.load(out, precision="int8").encode(["love it"]).shape == (1, 32)
     assert Predictor.load(out).predict(["love it"])[0] in ("neg", "pos")
@@ -459,12 +452,11 @@ def test_runs_are_reproducible_and_score_every_n_steps(
 ) -> None:
     def run(name: str) -> Any:
         return finetune(
-            str(tiny_model_dirs["gpt2"]),
             TEXTS,
             LABELS,
+            model=str(tiny_model_dirs["gpt2"]),
             out=tmp_path / name,
-            X_dev=TEXTS,
-            y_dev=LABELS,
+            dev=(TEXTS, LABELS),
             train_layers=1,
             epochs=2,
             eval_every=2,
@@ -486,7 +478,7 @@ def test_a_model_family_featx_cannot_feed_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": 32}))
     with pytest.raises(ModelLoadError, match="'t5' model"):
-        finetune(str(folder), TEXTS, LABELS, out=tmp_path / "x")
+        finetune(TEXTS, LABELS, model=str(folder), out=tmp_path / "x")
 
 
 def test_lora_adapters_train_then_merge_into_a_plain_encoder(
@@ -495,12 +487,11 @@ def test_lora_adapters_train_then_merge_into_a_plain_encoder(
     source = tiny_model_dirs[family]
     out = tmp_path / "lora"
     result = finetune(
-        str(source),
         TEXTS,
         LABELS,
+        model=str(source),
         out=out,
-        X_dev=TEXTS,
-        y_dev=LABELS,
+        dev=(TEXTS, LABELS),
         train_layers=1,
         lora=4,
         epochs=2,

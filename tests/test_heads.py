@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 
-from featx import Task, make_head
-from featx.heads import HEADS, infer_task, search_space
+from featx.config import Task
+from featx.heads import HEADS, infer_task, make_head, search_space
 
 DATA = {
     Task.BINARY: make_classification(120, 12, random_state=0),

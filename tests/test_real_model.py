@@ -10,6 +10,7 @@ import pytest
 
 import featx
 from featx.artifact import Artifact
+from featx.config import Precision
 from featx.exporter.parity import cosine_rows
 
 pytestmark = pytest.mark.real
@@ -63,16 +64,17 @@ def test_onnx_matches_the_torch_backend_with_every_pooling(fp32, default_model_d
 
 def test_manifest_and_parity(real_artifact):
     manifest = Artifact.open(real_artifact).manifest
-    assert manifest["model"]["dim"] == 384 and manifest["model"]["max_length"] == 256
-    assert manifest["source"]["name"] == "minilm"
-    assert manifest["parity"]["fp32"]["min_cosine"] >= 0.9999
+    assert manifest.model is not None and manifest.encoder is not None
+    assert manifest.source is not None and manifest.kind.value == "encoder"
+    assert manifest.model.dim == 384 and manifest.model.max_length == 256
+    assert manifest.source.name == "minilm"
+    assert manifest.encoder.parity["fp32"]["min_cosine"] >= 0.9999
     parity = json.loads((real_artifact / "parity.json").read_text())
     assert parity["variants"]["int8"]["passes_gate"] is True
     # Smoothed int8 passes the default gate, so it is the CPU default for this model.
-    assert manifest["default_precision"] == "int8"
-    assert (
-        manifest["variants"]["int8"]["recipe"]["n_smoothed_matmuls"] == 24
-    )  # 6 x (Q, K, V, FFN in)
+    assert manifest.encoder.default_precision == "int8"
+    recipe = manifest.encoder.variants[Precision.INT8].recipe
+    assert recipe is not None and recipe["n_smoothed_matmuls"] == 24  # 6 x (Q, K, V, FFN in)
 
 
 def test_int8_stays_close_to_fp32(real_artifact, fp32):

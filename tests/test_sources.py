@@ -5,6 +5,7 @@ import pytest
 
 import featx
 from featx.config import Family, Pooling
+from featx.errors import ModelLoadError
 from featx.sources import inspect_folder, load_registry, resolve
 
 
@@ -42,7 +43,7 @@ def test_missing_path_is_a_clear_error():
 
 def test_offline_hub_id_fails_clearly(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(featx.ModelLoadError, match="Cannot get 'nobody/no-such-model'"):
+    with pytest.raises(ModelLoadError, match="Cannot get 'nobody/no-such-model'"):
         featx.export("nobody/no-such-model", "/tmp/featx-never-written")
 
 
@@ -99,7 +100,7 @@ def test_unsupported_model_type_is_named(tiny_model_dirs, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
     with pytest.raises(
-        featx.ModelLoadError, match="holds a 't5' model; featx supports model types bert"
+        ModelLoadError, match="holds a 't5' model; featx supports model types bert"
     ):
         inspect_folder(folder)
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import featx
 from featx.cli import main
+from featx.errors import ModelLoadError
 from featx.tagging import Tagger, TokenEmbedder, read_sentences, train_ner
 from featx.tagging.features import SHAPES, with_context, word_shapes
 from featx.tagging.tags import entities
@@ -45,7 +46,7 @@ def tiny_tagger(tiny_artifacts, tmp_path_factory):
     X_dev, y_dev = synthetic(40, seed=1)
     out = tmp_path_factory.mktemp("taggers") / "tiny"
     tagger = train_ner(
-        X, y, model=tiny_artifacts["bert"], X_dev=X_dev, y_dev=y_dev, out=out, c2=[1.0, 10.0]
+        X, y, model=tiny_artifacts["bert"], dev=(X_dev, y_dev), out=out, c2=[1.0, 10.0]
     )
     return out, tagger
 
@@ -144,7 +145,7 @@ def test_train_ner_errors_say_what_to_fix(tiny_artifacts, tmp_path):
         train_ner([["A"]], [["B-PER"]], model=model, epochs=2)
     with pytest.raises(ValueError, match="mixed tag schemes|BIOES"):
         train_ner([["A", "b"]], [["S-PER", "I-PER"]], model=model)
-    with pytest.raises(featx.ModelLoadError, match="not a tagger"):
+    with pytest.raises(ModelLoadError, match="not a tagger"):
         Tagger.load(model)
 
 
@@ -184,8 +185,7 @@ def test_finetuned_tagger_on_every_family(tiny_model_dirs, tmp_path, family):
         X,
         y,
         model=tiny_model_dirs[family],
-        X_dev=X[:8],
-        y_dev=y[:8],
+        dev=(X[:8], y[:8]),
         out=out,
         train_layers=1,
         epochs=2,

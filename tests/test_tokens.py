@@ -82,7 +82,7 @@ def _check_alignment(tokenizer: Tokenizer, text: str, spans, fallback_id: int) -
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "gpt2"])
 def test_alignment_is_exact_on_every_family(encoders, family):
     onnx, _ = encoders[family]
-    tokenizer = onnx._word_tokenizer()
+    tokenizer = onnx.word_tokenizer()
     for text in TEXTS:
         _, spans = split_words(text)
         _check_alignment(tokenizer, text, spans, onnx.spec.fallback_id)
@@ -93,7 +93,7 @@ def test_alignment_is_exact_on_every_family(encoders, family):
 
 def test_alignment_is_exact_on_the_default_model(real_artifact):
     encoder = featx.load(real_artifact)
-    tokenizer = encoder._word_tokenizer()
+    tokenizer = encoder.word_tokenizer()
     for text in TEXTS:
         _, spans = split_words(text)
         _check_alignment(tokenizer, text, spans, encoder.spec.fallback_id)

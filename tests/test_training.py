@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 import featx
-from featx import Embedder, HashEncoder, ModelLoadError, Predictor
-from featx.errors import ArtifactIntegrityError
+from featx import Embedder, HashEncoder, Predictor
+from featx.errors import ArtifactIntegrityError, ModelLoadError
 
 POSITIVE = ["a great movie", "i love it", "great fun", "the film was great", "love the cat"]
 NEGATIVE = ["a terrible film", "i hate it", "a bad mess", "the movie was terrible", "hate the dog"]
@@ -122,7 +122,7 @@ def test_ensemble_over_poolings_and_layers_of_one_artifact(tiny_artifacts, tmp_p
     )
     model = featx.train(TEXTS, LABELS, estimator=vote)
     out = model.save(tmp_path / "vote")
-    assert json.loads((out / "featx.json").read_text())["predictor"]["encoders"] == ["."]
+    assert json.loads((out / "featx.json").read_text())["head"]["encoders"] == ["."]
     loaded = Predictor.load(out)
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), model.predict_proba(TEXTS), atol=1e-4)
 

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from featx.artifact import Artifact
-from featx.config import ModelSpec, Precision, parse_enum
-from featx.encoders.base import TransformerEncoder
+from featx.artifact import Artifact, EncoderSection
+from featx.config import ModelSpec, Precision, RepresentationOptions, parse_enum
+from featx.encoders.transformer import TransformerEncoder
+from featx.environment import available_cpus
 from featx.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-def default_threads() -> int:
-    """Cores this process may run on (respects CPU affinity and cgroup-pinned sets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def check_providers(providers: list[str] | None) -> list[str]:
@@ -49,7 +45,7 @@ def make_session(
 ) -> ort.InferenceSession:
     """Create an inference session with explicit threading and full graph optimisation."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or default_threads()
+    options.intra_op_num_threads = threads or available_cpus()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -57,20 +53,22 @@ def make_session(
     return ort.InferenceSession(model, sess_options=options, providers=check_providers(providers))
 
 
-def choose_precision(manifest: dict[str, Any], precision: str | None, providers: list[str]) -> str:
+def choose_precision(
+    encoder: EncoderSection, precision: str | None, providers: list[str]
+) -> Precision:
     """Pick the graph variant: the asked one, fp16 on CUDA when present, else the default."""
-    variants = manifest["variants"]
     if precision is not None:
-        wanted = parse_enum(Precision, precision, "precision").value
-        if wanted not in variants:
+        wanted = parse_enum(Precision, precision, "precision")
+        if wanted not in encoder.variants:
             raise ValueError(
-                f"This artifact has no {wanted} graph; it has {', '.join(sorted(variants))}. "
-                f"Re-export with the option that builds it (featx export --help)."
+                f"This artifact has no {wanted.value} graph; it has "
+                f"{', '.join(encoder.precisions)}. Re-export with the option that builds it "
+                "(featx export --help)."
             )
         return wanted
-    if CUDA in providers and Precision.FP16.value in variants:
-        return Precision.FP16.value
-    return str(manifest["default_precision"])
+    if CUDA in providers and Precision.FP16 in encoder.variants:
+        return Precision.FP16
+    return encoder.default_precision
 
 
 class OnnxEncoder(TransformerEncoder):
@@ -84,7 +82,7 @@ class OnnxEncoder(TransformerEncoder):
         tokenizer: The model's tokenizer.
         spec: How to feed the model and pool its output.
         **options: ``representation``, ``batch_size`` and ``max_tokens``, as for
-            :class:`~featx.encoders.base.TransformerEncoder`.
+            :class:`~featx.encoders.transformer.TransformerEncoder`.
     """
 
     def __init__(
@@ -106,7 +104,7 @@ class OnnxEncoder(TransformerEncoder):
         threads: int | None = None,
         batch_size: int = 32,
         max_tokens: int | None = None,
-        **representation: Any,
+        **representation: Unpack[RepresentationOptions],
     ) -> OnnxEncoder:
         """Load an artifact made by ``featx export``, verifying every file it reads.
 
@@ -128,18 +126,22 @@ class OnnxEncoder(TransformerEncoder):
             ModelLoadError: If the manifest or a file cannot be used.
         """
         artifact = Artifact.open(path)
-        manifest = artifact.manifest
+        spec, encoder_section = artifact.manifest.model, artifact.manifest.encoder
+        if spec is None or encoder_section is None:
+            raise ModelLoadError(
+                f"{artifact.path} holds no encoder (no ONNX graph): its head embeds with an "
+                "in-memory encoder. Load it with featx.Predictor.load."
+            )
         chosen_providers = check_providers(providers)
-        chosen = choose_precision(manifest, precision, chosen_providers)
+        chosen = choose_precision(encoder_section, precision, chosen_providers)
         try:
-            spec = ModelSpec.from_dict(manifest["model"])
             tokenizer = Tokenizer.from_str(artifact.read("tokenizer.json").decode("utf-8"))
             session = make_session(
-                artifact.read(manifest["variants"][chosen]["file"]),
+                artifact.read(encoder_section.variants[chosen].file),
                 providers=chosen_providers,
                 threads=threads,
             )
-        except (KeyError, TypeError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
+        except (TypeError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
             raise ModelLoadError(f"Cannot load artifact {artifact.path}: {err}") from err
         extra = {} if max_tokens is None else {"max_tokens": max_tokens}
         encoder = cls(
@@ -151,9 +153,9 @@ class OnnxEncoder(TransformerEncoder):
             **extra,
         )
         encoder.path = artifact.path
-        encoder.precision = chosen
+        encoder.precision = chosen.value
         encoder._reload_args = {
-            "precision": chosen,
+            "precision": chosen.value,
             "providers": providers,
             "threads": threads,
             "batch_size": batch_size,
@@ -162,9 +164,10 @@ class OnnxEncoder(TransformerEncoder):
         }
         return encoder
 
-    def _forward(
+    def forward(
         self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
     ) -> list[NDArray[np.float32]]:
+        """Run the graph for ``layers`` only: ONNX Runtime computes what the outputs need."""
         names = [f"hidden_state_{i}" for i in layers]
         outputs = self.session.run(names, inputs)
         return [np.asarray(o, dtype=np.float32) for o in outputs]

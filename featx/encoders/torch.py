@@ -1,30 +1,27 @@
 """The torch backend: the fp32 reference for parity checks, and the base of fine-tuning.
 
-Importing this module imports torch and transformers (the ``export`` extra).
+Importing this module imports torch and transformers (the ``export`` extra); entry points
+check for the extra first (:func:`featx.extras.require`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+import transformers
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from featx.config import ModelSpec
-from featx.encoders.base import TransformerEncoder
+from featx.config import ModelSpec, RepresentationOptions
+from featx.encoders.transformer import TransformerEncoder
 from featx.sources import inspect_folder, transformer_folder
 
-try:
-    import torch
-    import transformers
-except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "The torch backend needs torch and transformers. Install them with: "
-        "pip install torch==2.13.0 'featx[export]'"
-    ) from err
+if TYPE_CHECKING:
+    from typing import Unpack
 
 
 def load_hf_tokenizer(model_dir: Path) -> Tokenizer:
@@ -74,7 +71,7 @@ class TorchEncoder(TransformerEncoder):
         spec: ModelSpec | None = None,
         batch_size: int = 32,
         max_tokens: int | None = None,
-        **representation: Any,
+        **representation: Unpack[RepresentationOptions],
     ) -> TorchEncoder:
         """Load a Hugging Face or sentence-transformers folder.
 
@@ -98,9 +95,10 @@ class TorchEncoder(TransformerEncoder):
             **extra,
         )
 
-    def _forward(
+    def forward(
         self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
     ) -> list[NDArray[np.float32]]:
+        """Run the Hugging Face model with every hidden state; return those of ``layers``."""
         feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
         with torch.inference_mode():
             out = self.model(**feed, output_hidden_states=True, return_dict=True)

@@ -1,10 +1,20 @@
-"""Built-in calibration texts for int8 smoothing: varied registers, lengths and scripts.
+"""Calibration for int8 smoothing: built-in texts (varied registers, lengths, scripts), as feeds.
 
 They only set activation ranges; the parity gate is checked on other texts (the probe
 texts in parity.py). Users add domain text with ``export(..., calibration_texts=...)``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from featx.batching import plan_batches
+from featx.encoders.transformer import TransformerEncoder
+
+Feed = dict[str, NDArray[np.int64]]
 
 _SENTENCES = (
     "A man is playing a guitar on the street corner.",
@@ -94,3 +104,11 @@ def builtin_calibration_texts() -> list[str]:
     """The sentences, plus long texts made of them (long inputs have their own ranges)."""
     long_texts = [" ".join(_SENTENCES[i::8]) * 3 for i in range(8)]
     return [*_SENTENCES, *long_texts]
+
+
+def calibration_feeds(encoder: TransformerEncoder, texts: Sequence[str]) -> list[Feed]:
+    """Model inputs for ``texts``, windowed and batched as at inference."""
+    tokenized = encoder.preparer.tokenize(list(texts), chunk=True, stride=0)
+    lengths = [len(w) for w in tokenized.windows]
+    batches = plan_batches(lengths, batch_size=encoder.batch_size, max_tokens=encoder.max_tokens)
+    return [encoder.model_inputs([tokenized.windows[r] for r in rows]) for rows in batches]

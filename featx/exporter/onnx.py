@@ -19,8 +19,7 @@ import torch
 
 from featx.config import Family, ModelSpec
 from featx.encoders.torch import load_hf_model
-
-DEFAULT_OPSET = 17
+from featx.exporter.plan import DEFAULT_OPSET
 
 
 class _HiddenStates(torch.nn.Module):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from featx.encoders.transformer import TransformerEncoder
+
+# The int8 gate: cosine of int8 against the torch fp32 reference on the probe texts.
+MIN_MEAN_COSINE = 0.99
+MIN_COSINE = 0.97
+# An fp32 graph that disagrees with torch more than this is a broken export.
+FP32_MIN_COSINE = 0.9999
 
 # Built-in probe texts: short and long, punctuation, digits, non-Latin scripts, emoji,
 # an empty string and a text longer than most models' windows.
@@ -71,3 +80,11 @@ def measure(reference: NDArray[np.float32], candidate: NDArray[np.float32]) -> P
         max_abs_diff=float(np.abs(reference - candidate).max()),
         n_texts=len(reference),
     )
+
+
+def compare(
+    reference: TransformerEncoder, candidate: TransformerEncoder, texts: Sequence[str]
+) -> Parity:
+    """How ``candidate`` embeds ``texts`` against ``reference`` (long texts whole)."""
+    expected = reference.encode(texts, long_text="chunk_mean", show_progress=False)
+    return measure(expected, candidate.encode(texts, long_text="chunk_mean", show_progress=False))

@@ -23,6 +23,8 @@ from numpy.typing import NDArray
 from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from featx.exporter.calibration import Feed
+
 logger = logging.getLogger(__name__)
 
 SMOOTH_ALPHA = 0.6  # 0.6-0.7 measured best; 0.5 and >= 0.8 lose accuracy
@@ -36,8 +38,6 @@ INT8_RECIPE: dict[str, Any] = {
     "weights": "int8, per output channel",
     "smoothing": {"alpha": SMOOTH_ALPHA, "applied_to": "MatMuls fed by a LayerNormalization"},
 }
-
-Feed = dict[str, NDArray[np.int64]]
 
 
 def _smoothable(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:

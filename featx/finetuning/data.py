@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from featx.embedder import _column, _pair_columns
-from featx.heads import Task
-from featx.text import check_texts
-from featx.training import prepare_targets
+from featx.config import Task
+from featx.heads import prepare_targets
+from featx.io import to_plain
+from featx.text import check_texts, dev_pair, pair_columns, text_column
 
 # Fewer examples of a class than this cannot be learnt, nor held out for early stopping.
 MIN_PER_CLASS = 2
@@ -41,12 +41,32 @@ class Targets:
         return 1 if self.task is Task.REGRESSION else len(self.labels)
 
 
+def score(task: Task, y_true: NDArray[Any], outputs: NDArray[np.float64]) -> dict[str, float]:
+    """Dev metrics (x1, not x100) from the head's raw outputs and encoded targets."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if task is Task.REGRESSION:
+        return {"spearman": float(spearmanr(y_true, outputs[:, 0]).statistic)}
+    if task is Task.MULTILABEL:
+        predicted = (outputs > 0).astype(int)
+        return {
+            "micro_f1": float(f1_score(y_true, predicted, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(y_true, predicted, average="macro", zero_division=0)),
+        }
+    predicted = outputs.argmax(axis=1)
+    return {
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "macro_f1": float(f1_score(y_true, predicted, average="macro", zero_division=0)),
+    }
+
+
 def text_columns(X: Any, what: str) -> list[list[str]]:
     """``X`` as one list of texts, or two (sentence pairs)."""
-    if _pair_columns(X) == 2:
+    if pair_columns(X) == 2:
         pairs = np.asarray(X, dtype=object)
         return [check_texts(pairs[:, i], f"{what}[:, {i}]") for i in (0, 1)]
-    return [check_texts(_column(X), what)]
+    return [check_texts(text_column(X), what)]
 
 
 def encode_targets(y: Any, task: Task | str | None) -> Targets:
@@ -65,12 +85,12 @@ def encode_targets(y: Any, task: Task | str | None) -> Targets:
         counts = dict(zip(labels, np.asarray(values).sum(axis=0).tolist(), strict=True))
         matrix = np.asarray(values, dtype=np.float32)
         _check_counts(counts, "label")
-        return Targets(found, [_plain(v) for v in labels], matrix)
+        return Targets(found, [to_plain(v) for v in labels], matrix)
     _check_counts(Counter(np.asarray(values).tolist()), "class")
     index = {v: i for i, v in enumerate(labels)}
     return Targets(
         found,
-        [_plain(v) for v in labels],
+        [to_plain(v) for v in labels],
         np.asarray([index[v] for v in np.asarray(values).tolist()]),
     )
 
@@ -104,7 +124,7 @@ def encode_dev_targets(y: Any, train: Targets) -> NDArray[Any]:
                 out[r, index[v]] = 1.0
         return out
     index = {v: i for i, v in enumerate(train.labels)}
-    values = [_plain(v) for v in (y.tolist() if hasattr(y, "tolist") else list(y))]
+    values = [to_plain(v) for v in (y.tolist() if hasattr(y, "tolist") else list(y))]
     unseen = sorted({repr(v) for v in values if v not in index})
     if unseen:
         raise ValueError(
@@ -117,8 +137,6 @@ def encode_dev_targets(y: Any, train: Targets) -> NDArray[Any]:
 
 def check_dev(X_dev: Any, y_dev: Any, n_columns: int) -> list[list[str]]:
     """The dev texts, checked against the training data's shape."""
-    if y_dev is None:
-        raise ValueError("X_dev needs y_dev (the dev labels).")
     columns = text_columns(X_dev, "X_dev")
     if len(columns) != n_columns:
         want = "pairs of texts (two columns)" if n_columns == 2 else "single texts"
@@ -140,5 +158,45 @@ def _check_counts(counts: dict[Any, int], what: str) -> None:
         )
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+@dataclass(frozen=True)
+class Problem:
+    """Checked training data (and dev data) of a fine-tuning run."""
+
+    columns: list[list[str]]
+    targets: Targets
+    dev_columns: list[list[str]] | None = None
+    dev_targets: NDArray[Any] | None = None
+
+    @property
+    def pairs(self) -> bool:
+        """Whether the texts are sentence pairs."""
+        return len(self.columns) == 2
+
+
+def check_problem(X: Any, y: Any, dev: Any, task: Task | str | None) -> Problem:
+    """Check and encode ``X``, ``y`` and ``dev=(X_dev, y_dev)``.
+
+    Raises:
+        ValueError: Mismatched lengths, too few examples per class, a dev set that does
+            not fit the training data.
+    """
+    columns = text_columns(X, "X")
+    if len(columns[0]) != len(y):
+        raise ValueError(f"X has {len(columns[0])} texts but y has {len(y)} labels.")
+    targets = encode_targets(y, task)
+    if dev is None:
+        return Problem(columns, targets)
+    X_dev, y_dev = dev_pair(dev)
+    dev_columns = check_dev(X_dev, y_dev, len(columns))
+    return Problem(columns, targets, dev_columns, encode_dev_targets(y_dev, targets))
+
+
+def augmented(problem: Problem, augment: Any, seed: int) -> Problem:
+    """``problem`` with augmented copies of its training texts (same targets; dev untouched)."""
+    from featx.augment import augmenter
+
+    if problem.pairs:
+        raise ValueError("Augmentation edits single texts; it does not apply to sentence pairs.")
+    texts, rows = augmenter(augment, seed=seed).expand(problem.columns[0])
+    targets = replace(problem.targets, values=problem.targets.values[rows])
+    return replace(problem, columns=[texts], targets=targets)

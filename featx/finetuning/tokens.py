@@ -12,34 +12,26 @@ then trained on its frozen word vectors as on any encoder.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
-from featx._version import __version__
-from featx.artifact import Artifact, seal, write_json_atomic
 from featx.config import Representation
-from featx.exporter import export
-from featx.finetuning import _device, _feeder, _show, _starting_point
-from featx.finetuning.export import HF_DIR, REPORT_FILE
+from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
+from featx.environment import want_progress
+from featx.finetuning.export import export_encoder, seal_finetuned
 from featx.finetuning.model import Head
-from featx.finetuning.trainer import Data, Settings, autocast_dtype, fit
+from featx.finetuning.settings import Settings, SettingsOptions
+from featx.finetuning.setup import Feed, feeder, starting_point, torch_device
+from featx.finetuning.trainer import Data, fit, run_report
 from featx.words import join_words
 
-try:
-    import torch
-
-    from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
-except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "Fine-tuning needs torch and transformers. Install them with: "
-        "pip install torch==2.13.0 'featx[export]'"
-    ) from err
+if TYPE_CHECKING:
+    from typing import Unpack
 
 IGNORE = -100  # pieces that are not the first of a word carry no tag
 
@@ -90,6 +82,12 @@ def _padded(labels: list[NDArray[np.int64]]) -> NDArray[np.int64]:
     return out
 
 
+# Sentences of the training set that calibrate the int8 graph, and that probe it.
+N_CALIBRATION = 256
+N_PROBES = 64
+Scorer = Callable[[list[list[int]]], float]
+
+
 def finetune_encoder(
     model: str | os.PathLike[str],
     sentences: Sequence[Sequence[str]],
@@ -97,10 +95,10 @@ def finetune_encoder(
     *,
     n_tags: int,
     out: Path,
-    dev: tuple[Sequence[Sequence[str]], Callable[[list[list[int]]], float]] | None = None,
+    dev: tuple[Sequence[Sequence[str]], Scorer] | None = None,
     device: str = "auto",
     show_progress: bool | None = None,
-    **settings: Any,
+    **settings: Unpack[SettingsOptions],
 ) -> dict[str, Any]:
     """Fine-tune ``model`` to tag words; write the encoder artifact to ``out``.
 
@@ -114,7 +112,7 @@ def finetune_encoder(
             for early stopping and keeping the best weights.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         show_progress: Progress bars; ``None`` shows them on a terminal.
-        **settings: :class:`~featx.finetuning.trainer.Settings` (``train_layers`` > 0).
+        **settings: :class:`~featx.finetuning.Settings` (``train_layers`` > 0).
 
     Returns:
         The fine-tuning report (also saved in the artifact as ``finetune.json``).
@@ -126,27 +124,17 @@ def finetune_encoder(
             "train_layers > 0 (or 'all'), without mixup, lora or hidden (a frozen encoder "
             "needs no fine-tuning: train the tagger on it directly)."
         )
-    source_dir, name, spec = _starting_point(model, max_length=None, pooling=None, normalize=None)
-    tokenizer = load_hf_tokenizer(source_dir)
+    source_dir, name, spec = starting_point(model)
     torch.manual_seed(chosen.seed)
     hf_model = load_hf_model(source_dir)
     token_model = TokenModel(hf_model, n_tags, chosen.dropout)
-    reference = TorchEncoder(hf_model, tokenizer, spec, representation=Representation())
+    reference = TorchEncoder(
+        hf_model, load_hf_tokenizer(source_dir), spec, representation=Representation()
+    )
     windows, labels = tagged_windows(reference, sentences, tags)
-    feed = _feeder(reference)
-    torch_device = _device(device)
-
-    score = None
-    if dev is not None:
-        dev_sentences, scorer = dev
-        dev_windows, dev_labels = tagged_windows(
-            reference, dev_sentences, [[0] * len(s) for s in dev_sentences]
-        )
-
-        def score() -> dict[str, float]:
-            predicted = _predict(token_model, feed, dev_windows, dev_labels, torch_device)
-            return {"f1": scorer(_regroup(predicted, dev_sentences))}
-
+    feed = feeder(reference)
+    torch_dev = torch_device(device)
+    score = None if dev is None else _dev_scorer(token_model, reference, feed, dev, torch_dev)
     history = fit(
         token_model,  # type: ignore[arg-type]
         Data([windows], _padded(labels)),
@@ -157,74 +145,56 @@ def finetune_encoder(
         feed=feed,
         score=score,
         metric="f1",
-        device=torch_device,
-        show_progress=_show(show_progress),
+        device=torch_dev,
+        show_progress=want_progress(show_progress),
     )
     token_model.to("cpu")
-    report = {
-        "featx_version": __version__,
-        "model": name,
-        "task": "tokens",
-        "n_train": len(sentences),
-        "n_dev": 0 if dev is None else len(dev[0]),
-        "settings": chosen.to_dict(),
-        "precision_used": str(autocast_dtype(chosen.precision, torch_device) or "fp32").replace(
-            "torch.", ""
-        ),
-        "device": str(torch_device),
-        "history": {"steps": history.steps, "evals": history.evals},
-        "best": history.best,
-        "stopped_early": history.stopped_early,
-        "train_seconds": round(history.train_seconds, 2),
-    }
-    _export(token_model, source_dir, out, spec.max_length, sentences, report, show_progress)
+    report = run_report(
+        history,
+        chosen,
+        torch_dev,
+        model=name,
+        task="tokens",
+        n_train=len(sentences),
+        n_dev=0 if dev is None else len(dev[0]),
+    )
+    rng = np.random.default_rng(0)
+    texts = [" ".join(sentences[i]) for i in rng.permutation(len(sentences))]
+    texts = texts[: N_CALIBRATION + N_PROBES]
+    export_encoder(
+        token_model.encoder,
+        source_dir,
+        out,
+        max_length=spec.max_length,
+        calibration_texts=texts[:N_CALIBRATION],
+        probe_texts=texts[N_CALIBRATION:],
+        show_progress=show_progress,
+    )
+    seal_finetuned(out, report, what="fine-tuned for tokens", task="tokens")
     return report
 
 
-def _export(
-    token_model: TokenModel,
-    source_dir: Path,
-    out: Path,
-    max_length: int,
-    sentences: Sequence[Sequence[str]],
-    report: dict[str, Any],
-    show_progress: bool | None,
-) -> None:
-    from featx.finetuning.export import save_hf_folder
+def _dev_scorer(
+    model: TokenModel,
+    reference: TorchEncoder,
+    feed: Feed,
+    dev: tuple[Sequence[Sequence[str]], Scorer],
+    device: torch.device,
+) -> Callable[[], dict[str, float]]:
+    """Scores the dev sentences' predicted tags (entity F1)."""
+    sentences, scorer = dev
+    windows, labels = tagged_windows(reference, sentences, [[0] * len(s) for s in sentences])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.finetune-"))
-    try:
-        save_hf_folder(token_model, source_dir, work / HF_DIR)  # type: ignore[arg-type]
-        rng = np.random.default_rng(0)
-        texts = [" ".join(sentences[i]) for i in rng.permutation(len(sentences))[:320]]
-        export(
-            work / HF_DIR,
-            out,
-            max_length=max_length,
-            calibration_texts=texts[:256],
-            probe_texts=texts[256:],
-            show_progress=show_progress,
-        )
-        shutil.move(str(work / HF_DIR), str(out / HF_DIR))
-        write_json_atomic(out / REPORT_FILE, report)
-        manifest = dict(Artifact.open(out).manifest)
-        manifest["source"] = {
-            **manifest["source"],
-            "name": f"{report['model']} (fine-tuned for tokens)",
-            "path": HF_DIR,
-            "finetuned_from": report["model"],
-        }
-        manifest["finetune"] = {"report": REPORT_FILE, "hf": HF_DIR, "task": "tokens"}
-        seal(out, {k: v for k, v in manifest.items() if k not in ("files", "format_version")})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    def score() -> dict[str, float]:
+        return {"f1": scorer(_regroup(_predict(model, feed, windows, labels, device), sentences))}
+
+    return score
 
 
 @torch.no_grad()
 def _predict(
     model: TokenModel,
-    feed: Callable[[list[NDArray[np.int32]]], dict[str, torch.Tensor]],
+    feed: Feed,
     windows: list[NDArray[np.int32]],
     labels: list[NDArray[np.int64]],
     device: torch.device,

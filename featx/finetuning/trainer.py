@@ -12,83 +12,24 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from featx._version import __version__
+from featx.config import Autocast
 from featx.finetuning.model import TextModel, freeze, layer_groups, set_train_mode
+from featx.finetuning.settings import Settings
 
-SCHEDULES = ("linear", "cosine", "constant")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # The head starts from random weights on unit-length features: it learns this much faster
 # than the pretrained layers (when head_lr is not given).
 HEAD_LR_FACTOR = 5.0
 # Buckets of similar length are drawn from this many batches' worth of shuffled examples:
 # little padding, yet batches still differ from epoch to epoch.
 BUCKET_BATCHES = 50
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How to fine-tune (see :func:`featx.finetune` for each option)."""
-
-    train_layers: int | str = 2
-    epochs: int = 4
-    lr: float = 1e-4
-    head_lr: float | None = None
-    layer_decay: float = 0.9
-    weight_decay: float = 0.01
-    warmup: float = 0.1
-    schedule: str = "linear"
-    batch_size: int = 32
-    accumulate: int = 1
-    dropout: float = 0.1
-    hidden: tuple[int, ...] = ()
-    max_grad_norm: float = 1.0
-    precision: str = "auto"
-    eval_every: int | None = None
-    patience: int | None = 2
-    mixup: float = 0.0
-    lora: int = 0
-    lora_alpha: int = 16
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not (self.train_layers == "all" or isinstance(self.train_layers, int)):
-            raise ValueError(f"train_layers must be an int or 'all', got {self.train_layers!r}.")
-        if isinstance(self.train_layers, int) and self.train_layers < 0:
-            raise ValueError(f"train_layers must be >= 0, got {self.train_layers}.")
-        positive = {
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "accumulate": self.accumulate,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}.")
-        for name, value in (("warmup", self.warmup), ("dropout", self.dropout)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
-        if not 0.0 < self.layer_decay <= 1.0:
-            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay!r}.")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}.")
-        if not isinstance(self.lora, int) or self.lora < 0:
-            raise ValueError(f"lora is the adapters' rank (0: off), got {self.lora!r}.")
-        if self.lora and self.train_layers == 0:
-            raise ValueError("LoRA adapts encoder layers: give train_layers > 0 (or 'all').")
-        if self.weight_decay < 0 or self.mixup < 0 or self.max_grad_norm <= 0:
-            raise ValueError("weight_decay and mixup must be >= 0, max_grad_norm > 0.")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready settings."""
-        return {**asdict(self), "hidden": list(self.hidden)}
 
 
 @dataclass
@@ -124,15 +65,16 @@ def cpu_supports_bf16() -> bool:
     return bool((check and check()) or (amx and amx()))
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
-    if precision == "fp32":
+def autocast_dtype(autocast: Autocast | str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``autocast`` on ``device`` (None: plain fp32)."""
+    autocast = Autocast(autocast)
+    if autocast is Autocast.FP32:
         return None
-    if precision == "fp16":
+    if autocast is Autocast.FP16:
         if device.type != "cuda":
-            raise ValueError("precision='fp16' needs a GPU; on a CPU use 'bf16' or 'fp32'.")
+            raise ValueError("autocast='fp16' needs a GPU; on a CPU use 'bf16' or 'fp32'.")
         return torch.float16
-    if precision == "bf16" or device.type == "cuda":
+    if autocast is Autocast.BF16 or device.type == "cuda":
         return torch.bfloat16
     return torch.bfloat16 if cpu_supports_bf16() else None
 
@@ -246,7 +188,7 @@ def fit(
         model: The model; its trainable parameters are set by ``settings.train_layers``.
         train: Tokenised training data.
         settings: Optimisation settings.
-        task: ``binary``, ``multiclass``, ``multilabel`` or ``regression``.
+        task: ``binary``, ``multiclass``, ``multilabel``, ``regression`` or ``tokens``.
         n_out: Width of the head's output.
         num_layers: Transformer layers of the encoder.
         feed: Pads a list of windows into the model's input tensors.
@@ -255,111 +197,158 @@ def fit(
         device: Where to train (default: CPU).
         show_progress: Show a progress bar per epoch.
     """
-    from tqdm.auto import tqdm
+    loop = _Loop(model, train, settings, task, n_out, num_layers, feed, device)
+    return loop.run(score, metric, show_progress)
 
-    device = device or torch.device("cpu")
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    freeze(model, settings.train_layers, num_layers, lora=settings.lora > 0)
-    model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, settings, num_layers))
-    trainable = [p for group in optimizer.param_groups for p in group["params"]]
-    dtype = autocast_dtype(settings.precision, device)
-    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
-    lengths = train.lengths()
-    per_epoch = math.ceil(math.ceil(len(train) / settings.batch_size) / settings.accumulate)
-    total = per_epoch * settings.epochs
-    warmup = int(settings.warmup * total)
-    history = History()
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_evals = 0
-    step = 0
-    started = time.perf_counter()
-    eval_seconds = 0.0  # dev scoring is not training time
 
-    def evaluate(epoch: float) -> bool:
-        """Score dev data; return whether training should stop."""
-        nonlocal best_state, bad_evals, eval_seconds
-        if score is None:
-            return False
+class _Loop:
+    """One training run: the optimiser, the schedule, dev scoring and the best weights."""
+
+    def __init__(
+        self,
+        model: TextModel,
+        train: Data,
+        settings: Settings,
+        task: str,
+        n_out: int,
+        num_layers: int,
+        feed: Callable[[list[NDArray[np.int32]]], dict[str, torch.Tensor]],
+        device: torch.device | None,
+    ) -> None:
+        self.model, self.train, self.settings = model, train, settings
+        self.task, self.n_out, self.num_layers, self.feed = task, n_out, num_layers, feed
+        self.device = device or torch.device("cpu")
+        torch.manual_seed(settings.seed)
+        self.rng = np.random.default_rng(settings.seed)
+        freeze(model, settings.train_layers, num_layers, lora=settings.lora > 0)
+        model.to(self.device)
+        self.optimizer = torch.optim.AdamW(param_groups(model, settings, num_layers))
+        self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.dtype = autocast_dtype(settings.autocast, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype is torch.float16 else None
+        per_epoch = math.ceil(math.ceil(len(train) / settings.batch_size) / settings.accumulate)
+        self.total = per_epoch * settings.epochs
+        self.warmup = int(settings.warmup * self.total)
+        self.history = History()
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_evals = 0
+        self.step = 0
+        self.eval_seconds = 0.0  # dev scoring is not training time
+        self.cached: torch.Tensor | None = None
+
+    def evaluate(self, epoch: float, score: Callable[[], dict[str, float]], metric: str) -> bool:
+        """Score dev data; keep the best weights; return whether training should stop."""
         scoring = time.perf_counter()
-        model.eval()
-        with _autocast(device, dtype):
-            result = {"step": step, "epoch": round(epoch, 3), **score()}
-        history.evals.append(result)
-        eval_seconds += time.perf_counter() - scoring
-        if not history.best or result[metric] > history.best[metric]:
-            history.best = result
-            best_state = {k: v.detach().clone() for k, v in _trainable_state(model).items()}
-            bad_evals = 0
+        self.model.eval()
+        with _autocast(self.device, self.dtype):
+            result = {"step": self.step, "epoch": round(epoch, 3), **score()}
+        self.history.evals.append(result)
+        self.eval_seconds += time.perf_counter() - scoring
+        if not self.history.best or result[metric] > self.history.best[metric]:
+            self.history.best = result
+            state = _trainable_state(self.model)
+            self.best_state = {k: v.detach().clone() for k, v in state.items()}
+            self.bad_evals = 0
         else:
-            bad_evals += 1
-        set_train_mode(model, settings.train_layers, num_layers)
-        return settings.patience is not None and bad_evals >= settings.patience
+            self.bad_evals += 1
+        set_train_mode(self.model, self.settings.train_layers, self.num_layers)
+        return self.settings.patience is not None and self.bad_evals >= self.settings.patience
 
-    model.eval()
-    cached = (
-        _frozen_features(model, train, feed, device, dtype) if settings.train_layers == 0 else None
-    )
-    set_train_mode(model, settings.train_layers, num_layers)
-    stop = False
-    for epoch in range(settings.epochs):
-        batches = length_batches(lengths, settings.batch_size, rng)
-        bar = tqdm(
-            total=len(batches),
-            desc=f"epoch {epoch + 1}/{settings.epochs}",
-            disable=not show_progress,
-        )
-        for i, rows in enumerate(batches):
-            targets = torch.as_tensor(train.targets[rows], device=device)
-            with _autocast(device, dtype):
-                if cached is not None:
-                    features = cached[torch.as_tensor(rows, device=device)]
-                else:
-                    features = model.features(*_feeds(feed, train, rows, device))
-                if settings.mixup > 0:
-                    features, targets = mix(features, targets, task, settings.mixup, n_out, rng)
-                loss = loss_of(model.head(features.float()).float(), targets, task)
-            loss = loss / settings.accumulate
-            (scaler.scale(loss) if scaler else loss).backward()
-            bar.update()
-            if (i + 1) % settings.accumulate and i + 1 < len(batches):
-                continue
-            factor = learning_rate_factor(step, total, warmup, settings.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            if scaler:
-                scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
+    def backward(self, rows: NDArray[np.int64]) -> float:
+        """Add the gradient of one batch; return its loss."""
+        settings, device = self.settings, self.device
+        targets = torch.as_tensor(self.train.targets[rows], device=device)
+        with _autocast(device, self.dtype):
+            if self.cached is not None:
+                features = self.cached[torch.as_tensor(rows, device=device)]
             else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            value = float(loss.detach()) * settings.accumulate
-            history.steps.append(
-                {"step": step, "loss": value, "lr": settings.lr * factor, "epoch": epoch}
-            )
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{settings.lr * factor:.1e}")
-            step += 1
-            if settings.eval_every and step % settings.eval_every == 0:
-                stop = evaluate(epoch + (i + 1) / len(batches))
-                if stop:
-                    break
-        bar.close()
-        if stop:
-            break
-        if not settings.eval_every:
-            stop = evaluate(epoch + 1.0)
+                features = self.model.features(*_feeds(self.feed, self.train, rows, device))
+            if settings.mixup > 0:
+                features, targets = mix(
+                    features, targets, self.task, settings.mixup, self.n_out, self.rng
+                )
+            loss = loss_of(self.model.head(features.float()).float(), targets, self.task)
+        loss = loss / settings.accumulate
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        return float(loss.detach()) * settings.accumulate
+
+    def update(self, loss: float, epoch: int) -> float:
+        """One optimiser step at the scheduled learning rate; return that rate."""
+        settings = self.settings
+        factor = learning_rate_factor(self.step, self.total, self.warmup, settings.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, settings.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        lr = settings.lr * factor
+        self.history.steps.append({"step": self.step, "loss": loss, "lr": lr, "epoch": epoch})
+        self.step += 1
+        return lr
+
+    def run(
+        self, score: Callable[[], dict[str, float]] | None, metric: str, show_progress: bool
+    ) -> History:
+        from tqdm.auto import tqdm
+
+        settings, model = self.settings, self.model
+        started = time.perf_counter()
+        model.eval()
+        if settings.train_layers == 0:
+            self.cached = _frozen_features(model, self.train, self.feed, self.device, self.dtype)
+        set_train_mode(model, settings.train_layers, self.num_layers)
+        lengths = self.train.lengths()
+        stop = False
+        for epoch in range(settings.epochs):
+            batches = length_batches(lengths, settings.batch_size, self.rng)
+            desc = f"epoch {epoch + 1}/{settings.epochs}"
+            bar = tqdm(total=len(batches), desc=desc, disable=not show_progress)
+            for i, rows in enumerate(batches):
+                loss = self.backward(rows)
+                bar.update()
+                if (i + 1) % settings.accumulate and i + 1 < len(batches):
+                    continue
+                lr = self.update(loss, epoch)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
+                if score and settings.eval_every and self.step % settings.eval_every == 0:
+                    stop = self.evaluate(epoch + (i + 1) / len(batches), score, metric)
+                    if stop:
+                        break
+            bar.close()
+            if not stop and score and not settings.eval_every:
+                stop = self.evaluate(epoch + 1.0, score, metric)
             if stop:
                 break
-    history.stopped_early = stop
-    history.train_seconds = time.perf_counter() - started - eval_seconds
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    model.eval()
-    return history
+        self.history.stopped_early = stop
+        self.history.train_seconds = time.perf_counter() - started - self.eval_seconds
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state, strict=False)
+        model.eval()
+        return self.history
+
+
+def run_report(
+    history: History, settings: Settings, device: torch.device, **facts: Any
+) -> dict[str, Any]:
+    """What a fine-tuning run reports (``finetune.json``): ``facts``, settings, history."""
+    dtype = autocast_dtype(settings.autocast, device)
+    return {
+        "featx_version": __version__,
+        **facts,
+        "settings": settings.to_dict(),
+        "autocast_used": str(dtype or "fp32").replace("torch.", ""),
+        "device": str(device),
+        "history": {"steps": history.steps, "evals": history.evals},
+        "best": history.best,
+        "stopped_early": history.stopped_early,
+        "train_seconds": round(history.train_seconds, 2),
+    }
 
 
 def _feeds(

@@ -1,256 +1,22 @@
 """Named-entity recognition (and any IOB2 tagging) on frozen or fine-tuned word vectors.
 
-:func:`train_ner` fits a :class:`Tagger`: the encoder's word vectors (through
-:meth:`~featx.encoders.base.TransformerEncoder.encode_tokens`) with their neighbours and
-word-shape flags, standardised, under a linear-chain CRF. With ``train_layers > 0`` the
+:func:`train_ner` (:mod:`~featx.tagging.train`) fits a :class:`Tagger`: the encoder's word
+vectors (through :meth:`~featx.encoders.transformer.TransformerEncoder.encode_tokens`)
+with their neighbours and word-shape flags (:mod:`~featx.tagging.features`), standardised,
+under a linear-chain CRF (:mod:`~featx.tagging.crf`). With ``train_layers > 0`` the
 encoder's top layers are fine-tuned for the tags first (needs the ``export`` extra) and
 the CRF is trained on the fine-tuned encoder's vectors. No torch is needed to predict.
+Readers of CoNLL and JSONL-span data are in :mod:`~featx.tagging.data`, tag schemes and
+entity-level scores in :mod:`~featx.tagging.tags`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
 from featx.tagging.data import Sentence, read_sentences
 from featx.tagging.features import TokenEmbedder
-from featx.tagging.tagger import Tagger, fit_tagger, is_tagger
-from featx.tagging.tags import Entity, detect_scheme, entity_scores
-from featx.tagging.tags import to_iob2 as _to_iob2
-
-logger = logging.getLogger(__name__)
-
-# L2 strength of the CRF: chosen on CoNLL-2003 dev (benchmarks/README.md).
-DEFAULT_C2 = 100.0
-
-
-def train_ner(
-    X: Sequence[Sequence[str]] | Sequence[str],
-    y: Sequence[Sequence[str]],
-    *,
-    model: str | os.PathLike[str] = "minilm",
-    X_dev: Sequence[Sequence[str]] | Sequence[str] | None = None,
-    y_dev: Sequence[Sequence[str]] | None = None,
-    out: str | os.PathLike[str] | None = None,
-    layers: int | tuple[int, ...] | None = None,
-    combine: str = "mean",
-    subword: str | None = None,
-    context: int = 1,
-    shape: bool = True,
-    c2: float | Sequence[float] = DEFAULT_C2,
-    max_iter: int = 300,
-    train_layers: int | str = 0,
-    force: bool = False,
-    show_progress: bool | None = None,
-    **finetune: Any,
-) -> Tagger:
-    """Train a named-entity tagger on word lists (or raw texts) and their tags.
-
-    Args:
-        X: Training sentences: word lists (CoNLL) or raw texts (split by
-            :func:`featx.words.split_words`).
-        y: One tag per word, in IOB2, IOB1 or BIOES (converted to IOB2).
-        model: The encoder: an alias, hub id, model folder or artifact.
-        X_dev: Dev sentences: scored for the report, used to pick ``c2`` when several
-            are given, and for early stopping when fine-tuning.
-        y_dev: Dev tags.
-        out: Save the tagger here (needed when fine-tuning: the tagger then holds the
-            fine-tuned encoder).
-        layers: Hidden states to read; default: the middle two layers of a frozen
-            encoder (they carry more word-level information than the last, which
-            sentence-embedding models tune for pooling), the last of a fine-tuned one.
-        combine: ``"mean"``, ``"sum"`` or ``"concat"`` of ``layers``.
-        subword: ``"first"``, ``"mean"`` or ``"last"`` piece per word (default: first;
-            last for decoders).
-        context: Neighbouring words on each side whose vectors each word also sees.
-        shape: Add word-shape flags (capitalisation, digits, punctuation): the default
-            model is uncased, so this is where case comes from.
-        c2: CRF L2 strength, or several to choose from on the dev set.
-        max_iter: Most L-BFGS iterations of the CRF.
-        train_layers: 0 keeps the encoder frozen; N (or ``"all"``) fine-tunes the top N
-            layers for the tags first.
-        force: Replace ``out`` if it exists.
-        show_progress: Progress bars; ``None`` shows them on a terminal.
-        **finetune: Fine-tuning settings (``epochs``, ``lr``, ``batch_size``, ...; see
-            :func:`featx.finetune`).
-
-    Returns:
-        The fitted :class:`Tagger` (loaded back from ``out`` when saved).
-
-    Raises:
-        ValueError: Mismatched words and tags, invalid tags, a search without dev data,
-            or fine-tuning without ``out``.
-    """
-    started = time.perf_counter()
-    tags = _checked_tags(X, y, "y")
-    dev_tags = None if X_dev is None else _checked_tags(X_dev, y_dev, "y_dev")
-    grid = [float(c2)] if isinstance(c2, int | float) else [float(c) for c in c2]
-    if not grid or min(grid) < 0:
-        raise ValueError(f"c2 must be >= 0 (or a non-empty list of such), got {c2!r}.")
-    if len(grid) > 1 and dev_tags is None:
-        raise ValueError("Several c2 values need a dev set (X_dev, y_dev) to choose by.")
-    if out is not None and Path(out).exists() and not force:
-        raise FileExistsError(f"{out} already exists. Choose another path or pass force=True.")
-    if finetune and train_layers == 0:
-        raise ValueError(
-            f"{sorted(finetune)} are fine-tuning settings: give train_layers > 0 to fine-tune."
-        )
-    if train_layers != 0 and out is None:
-        raise ValueError("Fine-tuning writes a new encoder: give out= to save the tagger in.")
-
-    work = None
-    report: dict[str, Any] = {}
-    try:
-        encoder: Any = model
-        if train_layers != 0:
-            assert out is not None
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(dir=Path(out).parent, prefix=f".{Path(out).name}.ner-"))
-            encoder = work / "encoder"
-            report = _finetune(
-                model, X, tags, X_dev, dev_tags, encoder, train_layers, show_progress, finetune
-            )
-            layers = (-1,) if layers is None else layers
-        embedder = TokenEmbedder(
-            encoder if hasattr(encoder, "encode_tokens") else str(encoder),
-            layers=layers,
-            combine=combine,
-            subword=subword,
-            context=context,
-            shape=shape,
-        )
-        if embedder.layers is None:
-            embedder.layers = _middle_layers(embedder._encoder().spec.num_layers)
-        tagger, search, dev_scores = _fit(embedder, X, tags, X_dev, dev_tags, grid, max_iter)
-        tagger.metrics = {
-            "dev": dev_scores,
-            "n_train": len(tags),
-            "settings": {
-                "model": str(getattr(model, "path", model)),
-                "layers": list(embedder.layers)
-                if not isinstance(embedder.layers, int)
-                else [embedder.layers],
-                "combine": combine,
-                "subword": subword,
-                "context": context,
-                "shape": shape,
-                "c2": tagger.crf.c2,
-                "train_layers": train_layers,
-            },
-            "search": search,
-            "finetune": {k: report[k] for k in ("settings", "best", "train_seconds")}
-            if report
-            else None,
-            "train_seconds": round(time.perf_counter() - started, 2),
-        }
-        if out is None:
-            return tagger
-        tagger.save(out, force=force)
-        return Tagger.load(out)
-    finally:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def _fit(
-    embedder: TokenEmbedder,
-    X: Any,
-    tags: list[list[str]],
-    X_dev: Any,
-    dev_tags: list[list[str]] | None,
-    grid: list[float],
-    max_iter: int,
-) -> tuple[Tagger, list[dict[str, float]], dict[str, Any] | None]:
-    """The tagger of the best ``c2`` on dev, the search, and its dev scores (if dev)."""
-    best: tuple[float, Tagger, dict[str, Any] | None] | None = None
-    search = []
-    features = embedder.fit().transform(X)  # once for every c2
-    for c2 in grid:
-        tagger = fit_tagger(embedder, X, tags, c2=c2, max_iter=max_iter, features=features)
-        scores = None if dev_tags is None else tagger.evaluate(X_dev, dev_tags)
-        if scores is not None and len(grid) > 1:
-            search.append({"c2": c2, "dev_f1": scores["micro"]["f1"]})
-            logger.info("c2=%s: dev F1 %.4f", c2, scores["micro"]["f1"])
-        f1 = -1.0 if scores is None else scores["micro"]["f1"]
-        if best is None or f1 > best[0]:
-            best = (f1, tagger, scores)
-    assert best is not None
-    return best[1], search, best[2]
-
-
-def _finetune(
-    model: Any,
-    X: Any,
-    tags: list[list[str]],
-    X_dev: Any,
-    dev_tags: list[list[str]] | None,
-    out: Path,
-    train_layers: int | str,
-    show_progress: bool | None,
-    settings: dict[str, Any],
-) -> dict[str, Any]:
-    from featx.finetuning.tokens import finetune_encoder
-    from featx.tagging.tagger import _tag_order
-    from featx.words import split_words
-
-    labels = _tag_order(tags)
-    index = {t: i for i, t in enumerate(labels)}
-    words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in X]
-    dev = None
-    if X_dev is not None and dev_tags is not None:
-        dev_words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in X_dev]
-
-        def scorer(predicted: list[list[int]]) -> float:
-            named = [[labels[i] for i in p] for p in predicted]
-            return float(entity_scores(dev_tags, named)["micro"]["f1"])
-
-        dev = (dev_words, scorer)
-    return finetune_encoder(
-        model,
-        words,
-        [[index[t] for t in s] for s in tags],
-        n_tags=len(labels),
-        out=out,
-        dev=dev,
-        train_layers=train_layers,
-        show_progress=show_progress,
-        **settings,
-    )
-
-
-def _middle_layers(num_layers: int) -> tuple[int, ...]:
-    middle = num_layers // 2
-    return (middle, middle + 1) if num_layers > 1 else (num_layers,)
-
-
-def _checked_tags(X: Any, y: Any, what: str) -> list[list[str]]:
-    """IOB2 tags of ``y``, checked against the words of ``X`` (one tag per word)."""
-    from featx.words import split_words
-
-    if y is None:
-        raise ValueError(f"{what} is missing: give one tag list per sentence.")
-    if isinstance(X, str) or isinstance(y, str):
-        raise TypeError("Give lists of sentences (word lists or texts) and of tag lists.")
-    X, y = list(X), [list(tags) for tags in y]
-    if len(X) != len(y):
-        raise ValueError(f"{len(X)} sentences but {len(y)} tag lists in {what}.")
-    for i, (sentence, tags) in enumerate(zip(X, y, strict=True)):
-        n = len(split_words(sentence)[0]) if isinstance(sentence, str) else len(sentence)
-        if n == 0:
-            raise ValueError(f"Sentence {i} is empty; drop empty sentences before training.")
-        if n != len(tags):
-            raise ValueError(
-                f"Sentence {i} has {n} words but {len(tags)} tags in {what}: give one tag "
-                "per word (for raw texts, per word of featx.words.split_words)."
-            )
-    return [_to_iob2(tags, scheme) for scheme in [detect_scheme(y)] for tags in y]
-
+from featx.tagging.tagger import Tagger
+from featx.tagging.tags import Entity, entity_scores
+from featx.tagging.train import train_ner
 
 __all__ = [
     "Entity",
@@ -258,7 +24,6 @@ __all__ = [
     "Tagger",
     "TokenEmbedder",
     "entity_scores",
-    "is_tagger",
     "read_sentences",
     "train_ner",
 ]

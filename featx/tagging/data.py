@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.tagging.tags import Entity, _convert, _detect, parse_tag, tags_from_entities
+from featx.tagging.tags import Entity, convert_parsed, detect_parsed, parse_tag, tags_from_entities
 from featx.words import split_words
 
 _COLUMNS = re.compile(r"[ \t]+")
@@ -139,7 +139,7 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
             f"{path}:{max(len(lines), 1)}: no sentences found; a CoNLL file holds "
             "'WORD ... TAG' lines with a blank line after each sentence."
         )
-    _, problem, first_es = _detect(parsed)
+    _, problem, first_es = detect_parsed(parsed)
     if problem is not None and first_es is not None:
         i, j, reason = problem
         es_line, es_tag = (
@@ -151,7 +151,7 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
             f"BIOES because of its E-/S- tags (first {es_tag!r} at line {es_line})."
         )
     return [
-        Sentence(tuple(w), tuple(_convert(p)), line)
+        Sentence(tuple(w), tuple(convert_parsed(p)), line)
         for (line, w, _), p in zip(sentences, parsed, strict=True)
     ]
 

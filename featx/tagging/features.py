@@ -83,7 +83,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
 
     Args:
         model: An artifact path, registry alias, hub id or model folder (as for
-            :func:`featx.load`), or a loaded encoder.
+            :func:`featx.load`), or a loaded encoder; None: the registry's default model.
         layers: Hidden states to read; default: the encoder's own.
         combine: ``"mean"``, ``"sum"`` or ``"concat"`` for several layers.
         subword: ``"first"``, ``"mean"`` or ``"last"`` piece of each word.
@@ -99,7 +99,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        model: Any = "minilm",
+        model: Any = None,
         *,
         layers: int | tuple[int, ...] | None = None,
         combine: str = "mean",
@@ -116,7 +116,8 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
         self.shape = shape
         self.batch_size = batch_size
 
-    def _encoder(self) -> Any:
+    def get_encoder(self) -> Any:
+        """The encoder, loaded on first use (after ``fit`` or unpickling)."""
         if not isinstance(self.model, str | bytes) and hasattr(self.model, "encode_tokens"):
             return self.model
         encoder = getattr(self, "_loaded", None)
@@ -135,7 +136,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
         """Check the settings and load the encoder (nothing is learned)."""
         if not isinstance(self.context, int) or self.context < 0:
             raise ValueError(f"context must be a whole number >= 0, got {self.context!r}.")
-        self._encoder()
+        self.get_encoder()
         return self
 
     def words(self, X: Any) -> list[Any]:
@@ -143,7 +144,7 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
         options: dict[str, Any] = {"combine": self.combine, "subword": self.subword}
         if self.layers is not None:
             options["layers"] = self.layers
-        return list(self._encoder().encode_tokens(X, **options))
+        return list(self.get_encoder().encode_tokens(X, **options))
 
     def features(self, word_vectors: Sequence[Any]) -> list[NDArray[np.float32]]:
         """Feature rows from the output of :meth:`words`."""
@@ -159,10 +160,16 @@ class TokenEmbedder(TransformerMixin, BaseEstimator):
         """One float32 (n_words, n_features) array per sentence of ``X``."""
         return self.features(self.words(X))
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # texts or word lists, not numbers
+        tags.input_tags.two_d_array = False
+        return tags
+
     @property
     def n_features(self) -> int:
         """Width of each row."""
-        encoder = self._encoder()
+        encoder = self.get_encoder()
         layers = self.layers if self.layers is not None else encoder.representation.layers
         n_layers = 1 if isinstance(layers, int) else len(layers)
         dim = encoder.spec.dim * (n_layers if self.combine == "concat" else 1)

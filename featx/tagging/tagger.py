@@ -15,27 +15,20 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io
 from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
 
-from featx._version import __version__
-from featx.artifact import Artifact, seal, staging, write_json_atomic
-from featx.errors import ModelLoadError
+from featx.artifact import Kind, TaggerSection
+from featx.artifact.estimators import load, open_trained, write_trained
 from featx.tagging.crf import LinearChainCRF, iob2_constraints
 from featx.tagging.features import TokenEmbedder
-from featx.tagging.tags import entities, entity_scores, parse_tag
+from featx.tagging.tags import entities, entity_scores, parse_tag, tag_order
 
 logger = logging.getLogger(__name__)
-TAGGER_FILE = "tagger.skops"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-TRUSTED_TYPES = ("featx.tagging.crf.LinearChainCRF", "featx.tagging.features.TokenEmbedder")
 
 
 class Tagger:
@@ -122,79 +115,69 @@ class Tagger:
         """Entity-level precision, recall and F1 (conlleval semantics) against IOB2 ``y``."""
         return entity_scores(list(y), self.predict_tags(X))
 
+    def records(self, X: Any) -> list[dict[str, Any]]:
+        """One JSON-ready record per text: its index, the text, and its entities.
+
+        Pre-split words are shown joined by single spaces (the entities' offsets point there).
+        """
+        items = X if isinstance(X, list) else list(X)
+        return [
+            {
+                "index": i,
+                "text": item if isinstance(item, str) else " ".join(item),
+                "entities": found,
+            }
+            for i, (item, found) in enumerate(zip(items, self.predict(items), strict=True))
+        ]
+
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write the tagger as one artifact directory at ``path`` (atomically).
 
         Raises:
             FileExistsError: If ``path`` exists and ``force`` is false.
+            ValueError: If the tagger's encoder is not an artifact.
         """
-        from featx.predictor import _copy_encoder
-
-        out = Path(path)
-        source = self.embedder._encoder().path
+        source = getattr(self.embedder.get_encoder(), "path", None)
         if source is None:
             raise ValueError("The tagger's encoder is not an artifact, so it cannot be saved.")
         embedder = copy.copy(self.embedder)
         embedder.model = "."
-        with staging(out, force=force) as stage:
-            base = _copy_encoder(Path(source).resolve(), stage)
-            state = {"embedder": embedder, "crf": self.crf, "mean": self.mean, "scale": self.scale}
-            (stage / TAGGER_FILE).write_bytes(skops.io.dumps(state))
-            write_json_atomic(stage / LABELS_FILE, {"labels": self.labels})
-            write_json_atomic(stage / METRICS_FILE, self.metrics)
-            seal(
-                stage,
-                {
-                    **{k: v for k, v in base.items() if k not in ("files", "format_version")},
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "featx_version": __version__,
-                    "tagger": {
-                        "head": TAGGER_FILE,
-                        "labels": LABELS_FILE,
-                        "metrics": METRICS_FILE,
-                        "entity_types": self.entity_types,
-                    },
-                },
-            )
-        return out
+        return write_trained(
+            path,
+            force=force,
+            members={Path(source).resolve(): "."},
+            estimator={
+                "embedder": embedder,
+                "crf": self.crf,
+                "mean": self.mean,
+                "scale": self.scale,
+            },
+            labels={"labels": self.labels},
+            metrics=self.metrics,
+            section=TaggerSection(entity_types=tuple(self.entity_types)),
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Tagger:
+    def load(cls, path: str | os.PathLike[str], *, trusted: Sequence[str] = ()) -> Tagger:
         """Load a tagger saved by :meth:`save`, checking every file it reads.
+
+        Args:
+            path: The artifact directory.
+            trusted: Extra type names to trust in ``tagger.skops`` beyond featx's own.
 
         Raises:
             ModelLoadError: If the artifact is not a tagger or holds untrusted types.
             ArtifactIntegrityError: If a file does not match its checksum.
         """
-        artifact = Artifact.open(path)
-        info = artifact.manifest.get("tagger")
-        if not isinstance(info, dict):
-            raise ModelLoadError(
-                f"{artifact.path} is not a tagger. Train one with: featx train-ner --data "
-                "train.txt --dev dev.txt --out MODEL"
-            )
-        data = artifact.read(info["head"])
-        untrusted = skops.io.get_untrusted_types(data=data)
-        refused = [t for t in untrusted if t not in TRUSTED_TYPES]
-        if refused:
-            raise ModelLoadError(
-                f"{artifact.path / info['head']} holds types featx does not trust: "
-                f"{', '.join(refused)}."
-            )
-        state = skops.io.loads(data, trusted=list(untrusted))
+        artifact = open_trained(path, Kind.TAGGER)
+        section = artifact.manifest.tagger
+        assert section is not None  # a tagger's manifest has its tagger section
+        state = load(artifact.read(section.file), artifact.path / section.file, trusted)
         embedder = state["embedder"]
         embedder.model = str(artifact.path.resolve())
-        labels = artifact.read_json(info["labels"])["labels"]
-        metrics = artifact.read_json(info["metrics"])
+        labels = artifact.read_json(section.labels)["labels"]
+        metrics = artifact.read_json(section.metrics)
         return cls(embedder, state["crf"], labels, state["mean"], state["scale"], metrics=metrics)
-
-
-def is_tagger(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is an artifact with a trained tagger."""
-    try:
-        return "tagger" in Artifact.open(path).manifest
-    except (FileNotFoundError, ModelLoadError, OSError):
-        return False
 
 
 def fit_tagger(
@@ -207,7 +190,7 @@ def fit_tagger(
     features: list[NDArray[np.float32]] | None = None,
 ) -> Tagger:
     """Fit the CRF on ``embedder``'s features of ``X`` (or their ready ``features``)."""
-    labels = _tag_order(y)
+    labels = tag_order(y)
     index = {tag: i for i, tag in enumerate(labels)}
     if features is None:
         features = embedder.fit().transform(X)
@@ -224,9 +207,3 @@ def fit_tagger(
         crf.fit(standardised, [np.asarray([index[t] for t in tags]) for tags in y])
     logger.info("CRF (c2=%s) trained in %d iterations", c2, crf.n_iter_)
     return Tagger(embedder, crf, labels, mean, scale)
-
-
-def _tag_order(y: Sequence[Sequence[str]]) -> list[str]:
-    """The tag order: O, then B- and I- of every entity type seen, types sorted."""
-    types = sorted({t for tags in y for t in (parse_tag(x)[1] for x in tags) if t})
-    return ["O", *(f"{p}-{t}" for t in types for p in ("B", "I"))]

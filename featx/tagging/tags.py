@@ -116,7 +116,7 @@ def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
                     f"Tag {tags[j]!r} at position {j} is not an IOB tag; "
                     "read E-/S- (or L-/U-) tags with scheme='bioes'."
                 )
-    return _convert(parsed)
+    return convert_parsed(parsed)
 
 
 def detect_scheme(tag_sequences: Sequence[Sequence[str]]) -> str:
@@ -137,7 +137,7 @@ def detect_scheme(tag_sequences: Sequence[Sequence[str]]) -> str:
             (the message names the sentence and position of the first offending tag).
     """
     parsed = [[parse_tag(tag) for tag in tags] for tags in tag_sequences]
-    scheme, problem, first_es = _detect(parsed)
+    scheme, problem, first_es = detect_parsed(parsed)
     if problem is not None and first_es is not None:
         i, j, reason = problem
         es_i, es_j = first_es
@@ -310,7 +310,7 @@ def _bioes_problem(parsed: Sequence[tuple[str, str | None]]) -> tuple[int, str] 
     return None
 
 
-def _detect(
+def detect_parsed(
     parsed: Sequence[Sequence[tuple[str, str | None]]],
 ) -> tuple[str, tuple[int, int, str] | None, tuple[int, int] | None]:
     """The scheme; the first (sentence, position, reason) breaking BIOES; the first E-/S-."""
@@ -338,7 +338,7 @@ def _detect(
     return "iob2", None, None
 
 
-def _convert(parsed: Sequence[tuple[str, str | None]]) -> list[str]:
+def convert_parsed(parsed: Sequence[tuple[str, str | None]]) -> list[str]:
     """IOB2 tags from parsed IOB1, IOB2 or valid BIOES tags."""
     out = []
     prev: str | None = None
@@ -351,3 +351,25 @@ def _convert(parsed: Sequence[tuple[str, str | None]]) -> list[str]:
             out.append(f"I-{t}")
         prev = None if p in ("E", "S") else t
     return out
+
+
+def tag_order(y: Sequence[Sequence[str]]) -> list[str]:
+    """The tag order of a tagger: O, then B- and I- of every entity type seen, types sorted."""
+    types = sorted({t for tags in y for t in (parse_tag(x)[1] for x in tags) if t})
+    return ["O", *(f"{p}-{t}" for t in types for p in ("B", "I"))]
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """Per-type and micro/macro precision, recall and F1 as an aligned text table."""
+    lines = [f"{'type':<8} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
+    rows = [
+        *sorted(scores["per_type"].items()),
+        ("micro", scores["micro"]),
+        ("macro", scores["macro"]),
+    ]
+    for name, m in rows:
+        lines.append(
+            f"{name:<8} {100 * m['precision']:>9.2f} {100 * m['recall']:>7.2f} "
+            f"{100 * m['f1']:>7.2f} {m['support']:>8}"
+        )
+    return "\n".join(lines)

@@ -10,24 +10,43 @@ from typing import Any
 
 import click
 
-from featx._cliutil import friendly_errors
+from featx.cli import options
+from featx.cli.options import friendly_errors
+from featx.config import LongText
+from featx.extras import require
 
-SPARK_FORMATS = ("parquet", "csv", "json")
-_BY_SUFFIX = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+# featx's input formats that Spark reads, and Spark's name for each (JSON lines: "json").
+SPARK_FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "json", "json": "json"}
+_BY_SUFFIX = {".parquet": "parquet", ".csv": "csv", ".json": "jsonl", ".jsonl": "jsonl"}
 
 
 def _input_format(path: str, fmt: str | None) -> str:
+    """Spark's name for the input format: as given, else from the suffix."""
     if fmt is not None:
-        return fmt
+        return SPARK_FORMATS[fmt]
     suffix = Path(path.rstrip("/")).suffix.lower()
     if suffix in _BY_SUFFIX:
-        return _BY_SUFFIX[suffix]
+        return SPARK_FORMATS[_BY_SUFFIX[suffix]]
     if suffix == "" and "://" not in path and Path(path).is_dir():
         return "parquet"  # a folder of part files, as Spark writes them
     raise ValueError(
         f"Cannot tell the format of {path!r} from its name; pass --format "
         f"({', '.join(SPARK_FORMATS)})."
     )
+
+
+def _artifact(model: str | None) -> str:
+    """The artifact to ship: ``model`` if it is one, else its export (the default model's)."""
+    from featx.artifact import is_artifact
+
+    if model is not None and (is_artifact(model) or Path(model).is_dir() or "://" in model):
+        return model  # an artifact, or a folder the driver refuses with the reason
+    from featx.api import load
+    from featx.encoders import OnnxEncoder
+
+    encoder = load(model)
+    assert isinstance(encoder, OnnxEncoder) and encoder.path is not None  # exported
+    return str(encoder.path)
 
 
 def _session(master: str | None) -> tuple[Any, bool]:
@@ -53,26 +72,19 @@ def _session(master: str | None) -> tuple[Any, bool]:
 @click.command("spark-embed")
 @click.argument("input")
 @click.argument("output")
-@click.option("--artifact", required=True, help="Artifact directory made by featx export.")
-@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(SPARK_FORMATS),
-    help="Input format (default: from the suffix; a folder is parquet). CSV needs a header.",
-)
+@options.model()
+@options.text_col()
+@options.input_format(tuple(SPARK_FORMATS))
 @click.option("--out-col", default="embedding", show_default=True, help="Embedding column.")
 @click.option("--vector", is_flag=True, help="Write Spark ML vectors instead of float arrays.")
 @click.option("--partitions", type=click.IntRange(1), help="Repartition the input first.")
 @click.option(
     "--master", help="Spark master when not run by spark-submit, e.g. local[2] (default local[*])."
 )
-@click.option(
-    "--precision", type=click.Choice(["fp32", "int8"]), help="Graph to run (default: artifact's)."
-)
+@options.precision()
 @click.option(
     "--long-text",
-    type=click.Choice(["truncate", "chunk_mean", "chunk_max"]),
+    type=options.choices(LongText, "long_text"),
     help="Over-long texts (default: the artifact's setting).",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
@@ -83,12 +95,12 @@ def _session(master: str | None) -> tuple[Any, bool]:
     show_default=True,
     help="Send the artifact to the executors; --no-ship when every executor can read it.",
 )
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@options.force()
 @friendly_errors
 def spark_embed(
     input: str,
     output: str,
-    artifact: str,
+    model: str | None,
     text_col: str,
     fmt: str | None,
     out_col: str,
@@ -102,20 +114,20 @@ def spark_embed(
     ship: bool,
     force: bool,
 ) -> None:
-    """Embed the TEXT-COL of INPUT (parquet, csv or json) on Spark; write parquet OUTPUT.
+    """Embed the TEXT-COL of INPUT (parquet, csv or jsonl) on Spark; write parquet OUTPUT.
 
     OUTPUT has every input column plus the embedding. Paths may be anything Spark reads
-    (hdfs://, s3a://, ...); ARTIFACT must be readable on the driver.
+    (hdfs://, s3a://, ...); --model is an artifact readable on the driver, or an alias or
+    model folder exported first (default: the default model). A folder input is parquet;
+    CSV needs a header.
     """
-    try:
-        from pyspark.errors import PySparkException
-    except ImportError as err:
-        raise ImportError(
-            "featx spark-embed needs pyspark. Install it with: pip install 'featx[spark]'"
-        ) from err
+    require("spark", "featx spark-embed")
+    from pyspark.errors import PySparkException
+
     from featx.spark import JobStats, embed
 
     fmt = _input_format(input, fmt)
+    artifact = _artifact(model)
     with warnings.catch_warnings():
         # pyspark warns about pandas 3 on several paths; this one exchanges Arrow only.
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")

@@ -1,68 +1,40 @@
-"""Spark adapter: embed texts and predict on DataFrames with the same featx artifact.
+"""The driver side of :mod:`featx.spark`: check the column and the artifact, ship it, map.
 
-::
-
-    from featx.spark import embed, predict
-    out = embed(df, "text", "models/minilm")                 # + "embedding": array<float>
-    out = predict(df, "text", "models/sentiment")            # + "label", "probability"
-
-On the driver, :func:`embed` and :func:`predict` check the column and the artifact, then
-ship the artifact once per Spark application: its files go into an uncompressed tar named
-after the manifest's sha256, added with ``SparkContext.addArchive`` (``addFile`` refuses
-local directories outside local mode), which every executor fetches and unpacks once.
-On the executors, ``DataFrame.mapInArrow`` hands each Python worker Arrow batches
-(``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, 10,000 by default); the worker
-loads the artifact once, verifying its checksums, and reuses it for every later batch and
-task. Other columns pass through as Arrow data, untouched and in order. Null and empty
-texts give null outputs. ONNX Runtime runs ``spark.task.cpus`` threads per task (1 by
-default), so the tasks of an executor do not fight over its cores.
-
-Needs the ``spark`` extra: ``pip install 'featx[spark]'``. ``import featx`` never imports
-this module.
+The executors run :mod:`featx.spark.worker` over Arrow batches (``DataFrame.mapInArrow``).
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import os
-import re
-import shutil
-import tarfile
-import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-try:
-    import pyarrow  # noqa: F401 - the workers exchange Arrow batches
-    from pyspark.sql import Column, DataFrame, SparkSession
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import (
-        ArrayType,
-        BooleanType,
-        DataType,
-        DoubleType,
-        FloatType,
-        LongType,
-        MapType,
-        StringType,
-        StructField,
-        StructType,
-    )
-except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "featx.spark needs pyspark and pyarrow. Install them with: pip install 'featx[spark]'"
-    ) from err
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DoubleType,
+    FloatType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
 
-from featx._spark_worker import Job, digest, run_embed, run_predict
-from featx.artifact import MANIFEST, Artifact
-from featx.config import LongText, parse_enum
+from featx.artifact import MANIFEST, Artifact, Kind
+from featx.config import LongText, Task, parse_enum
+from featx.encoders.onnx import CPU, choose_precision
 from featx.errors import ModelLoadError
-
-__all__ = ["JobStats", "embed", "predict"]
+from featx.spark.job import Job, digest
+from featx.spark.ship import ship as ship_artifact
+from featx.spark.worker import run_embed, run_predict
 
 logger = logging.getLogger(__name__)
 
@@ -159,15 +131,14 @@ def embed(
     """
     _check_columns(df, text_col, [out_col])
     opened = _open(artifact)
-    if "variants" not in opened.manifest:
+    encoder = opened.manifest.encoder
+    if encoder is None:
         raise ModelLoadError(
             f"{opened.path} holds no encoder (no ONNX graph). Export one with: "
             f"featx export <model> {opened.path}"
         )
     if precision is not None:
-        from featx.encoders.onnx import CPU, choose_precision
-
-        choose_precision(opened.manifest, precision, [CPU])  # fails here, not in a task
+        choose_precision(encoder, precision, [CPU])  # fails here, not in a task
     if long_text is not None:
         long_text = parse_enum(LongText, long_text, "long_text").value
     options = {
@@ -226,11 +197,10 @@ def predict(
         FileNotFoundError: If ``artifact`` is not an artifact.
         ModelLoadError: If ``artifact`` has no trained head, or one skops does not trust.
     """
-    from featx.heads import Task
-    from featx.predictor import Predictor
+    from featx.predictor import Predictor  # scikit-learn: only predict needs it
 
     opened = _open(artifact)
-    if not isinstance(opened.manifest.get("predictor"), dict):
+    if opened.manifest.kind is not Kind.PREDICTOR:
         raise ModelLoadError(
             f"{opened.path} has no head: it is an encoder artifact, so it can embed but not "
             f"predict. Train one with: featx train --model {opened.path} --data train.tsv "
@@ -311,7 +281,7 @@ def _job(
     if sha is None:  # pragma: no cover - Artifact.open has just read it
         raise FileNotFoundError(f"No {MANIFEST} in {opened.path}.")
     path = opened.path.resolve() if ship else opened.path  # a relative path stays relative
-    shipped = _ship(df.sparkSession, opened, sha) if ship else None
+    shipped = ship_artifact(df.sparkSession, opened, sha) if ship else None
     return Job(
         kind=kind,
         path=str(path),
@@ -322,56 +292,6 @@ def _job(
         options=tuple(sorted(options.items())),
         stats=stats,
     )
-
-
-# Per driver process: (application id, manifest sha256) -> the name it was shipped under.
-_SHIPPED: dict[tuple[str, str], str] = {}
-
-
-def _ship(spark: SparkSession, opened: Artifact, sha: str) -> str:
-    """Add the artifact to the application once; return its SparkFiles name."""
-    try:
-        sc = spark.sparkContext
-    except Exception as err:  # Spark Connect sessions have no SparkContext
-        raise ValueError(
-            "featx.spark ships the artifact through the SparkContext, which this session "
-            "does not expose (Spark Connect?). Pass ship=False and make the artifact readable "
-            "at the same path on every executor (or send it with spark-submit --archives)."
-        ) from err
-    key = (sc.applicationId, sha)
-    if key not in _SHIPPED:
-        # Named by content: two artifacts of one folder name cannot collide in SparkFiles,
-        # and shipping the same artifact twice is a no-op.
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", opened.path.resolve().name)[-40:]
-        name = f"featx-{slug}-{sha[:16]}"
-        archive = _archive_dir() / f"{name}.tar"
-        if not archive.exists():
-            _pack(opened, archive)
-        logger.info("Shipping artifact %s to the executors as %s", opened.path, name)
-        sc.addArchive(f"{archive}#{name}")
-        _SHIPPED[key] = name
-    return _SHIPPED[key]
-
-
-@functools.lru_cache(maxsize=1)
-def _archive_dir() -> Path:
-    # Executors may fetch the archive at any time while the application runs: keep it
-    # until this process exits.
-    folder = Path(tempfile.mkdtemp(prefix="featx-spark-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-def _pack(opened: Artifact, archive: Path) -> None:
-    """Write the manifest and the files it lists (nothing else) to an uncompressed tar."""
-    # Uncompressed: ONNX weights barely compress, and packing stays at disk speed.
-    partial = archive.with_name(f".{archive.name}.{os.getpid()}")
-    names = [MANIFEST, *opened.manifest["files"]]
-    folders = sorted({p.as_posix() for n in names for p in Path(n).parents if p != Path(".")})
-    with tarfile.open(partial, "w") as tar:
-        for name in [*folders, *names]:  # folders first: encoders/1/ of a multi-model head
-            tar.add(opened.path / name, arcname=name, recursive=False)
-    os.replace(partial, archive)
 
 
 def _map(df: DataFrame, func: Any, schema: StructType) -> DataFrame:

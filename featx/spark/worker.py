@@ -6,57 +6,27 @@ job pickles them by reference and a worker runs them against this module's globa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 from pyspark import SparkFiles
 
-from featx.artifact import MANIFEST
+from featx.api import load
 from featx.errors import TruncationWarning
-
-if TYPE_CHECKING:
-    from featx.spark import JobStats
+from featx.spark.job import Job, digest
 
 logger = logging.getLogger("featx.spark")
 
 # Models a Python worker keeps loaded (each holds an ONNX Runtime session: ~100-300 MB).
 MAX_MODELS = 4
 ARROW_TYPES = {"string": "string", "long": "int64", "double": "float64", "boolean": "bool_"}
-_CUT = re.compile(r"^(\d+) of \d+ texts were longer")
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a Python worker needs: where the artifact is, what to run, where to write."""
-
-    kind: str  # "embed" or "predict"
-    path: str  # the artifact as the driver was given it
-    digest: str  # sha256 of its manifest, which holds the sha256 of every file
-    shipped: str | None  # SparkFiles name of the shipped copy
-    text_col: str
-    out_cols: tuple[str, ...]
-    options: tuple[tuple[str, Any], ...]
-    value_type: str = "string"  # predict: Spark type of the label values
-    multilabel: bool = False
-    stats: JobStats | None = None
-
-
-def digest(path: Path) -> str | None:
-    """sha256 of the artifact's manifest (so of all its files); None if it has none."""
-    try:
-        return hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 # Models loaded in this Python worker, most recently used last. Spark reuses a Python
@@ -97,17 +67,15 @@ def model_of(job: Job) -> Any:
     options = dict(job.options)
     started = time.perf_counter()
     if job.kind == "embed":
-        import featx
-
-        model: Any = featx.load(path, **{k: v for k, v in options.items() if v is not None})
+        model: Any = load(path, **{k: v for k, v in options.items() if v is not None})
     else:
-        from featx.predictor import Predictor, embedders
+        from featx.predictor import Predictor, embedders  # only predict jobs need scikit-learn
 
         model = Predictor.load(path)
         for embedder in embedders(model.estimator):
             embedder.threads = options["threads"]
             embedder.batch_size = options["batch_size"]
-            embedder._encoder()  # load now, so that the load is timed as one
+            embedder.get_encoder()  # load now, so that the load is timed as one
     seconds = time.perf_counter() - started
     logger.info("featx.spark: loaded %s in %.2f s (pid %d)", path, seconds, os.getpid())
     if job.stats is not None:
@@ -198,10 +166,10 @@ def run_predict(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
                 warnings.simplefilter("always", TruncationWarning)
                 records = model.records(texts, proba=with_proba)
             for w in caught:  # count truncations (as in run_embed); pass the rest on
-                if w.category is not TruncationWarning:
+                if isinstance(w.message, TruncationWarning):
+                    n_cut += w.message.n_truncated
+                else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-                elif found := _CUT.match(str(w.message)):
-                    n_cut += int(found.group(1))
             for row, record in zip(keep, records, strict=True):
                 value = record.get("label", record.get("labels", record.get("score")))
                 if job.multilabel:

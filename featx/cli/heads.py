@@ -1,0 +1,262 @@
+"""``featx train | predict | evaluate``: heads on top of embeddings, from the shell.
+
+``predict`` and ``evaluate`` take any trained artifact and act on its kind: a predictor
+gives labels and probabilities (or scores), a tagger entities.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from featx.cli import options
+from featx.cli.options import DataSpec, data_options, friendly_errors, parse_layers, parse_params
+from featx.io import INPUT_FORMATS
+
+
+def augmenter(methods: str | None, copies: int, model: str | None, seed: int) -> Any:
+    """--augment as an Augmenter whose synonyms come from ``model``."""
+    if not methods:
+        return None
+    from featx.augment import Augmenter
+
+    return Augmenter(methods.split(","), copies=copies, model=model, seed=seed)
+
+
+@click.command()
+@options.data_file("--data", "Training data (a table).")
+@data_options
+@options.data_file("--dev", "Validation data.", required=False)
+@options.model(multiple=True)
+@options.heads()
+@options.task()
+@options.representation(allow_all_layers=True)
+@options.precision()
+@options.search()
+@options.augment()
+@options.seed()
+@click.option("--cache/--no-cache", default=True, show_default=True, help="Embedding cache.")
+@options.progress()
+@options.out()
+@options.force()
+@friendly_errors
+def train(
+    data: str,
+    spec: DataSpec,
+    dev: str | None,
+    models: tuple[str, ...],
+    heads: tuple[str, ...],
+    ensemble: str | None,
+    tfidf: bool,
+    params: tuple[str, ...],
+    class_weight: str | None,
+    task: str | None,
+    pooling: str | None,
+    normalize: bool | None,
+    layers: str | None,
+    combine: str | None,
+    long_text: str | None,
+    precision: str | None,
+    search: str | None,
+    search_representation: bool,
+    cv: int,
+    n_iter: int,
+    augment: str | None,
+    augment_copies: int,
+    seed: int,
+    cache: bool,
+    progress: bool | None,
+    out: str,
+    force: bool,
+) -> None:
+    """Train a head on DATA and save it, with its encoder(s), as one artifact."""
+    from featx.evaluation import summary
+    from featx.training import train as run
+
+    options.refuse_existing(out, force)
+    multilabel = task == "multilabel"
+    X, y = spec.read(data, multilabel=multilabel)
+    dev_set = None if dev is None else spec.read_dev(dev, multilabel=multilabel)
+    representation = {
+        "pooling": pooling,
+        "normalize": normalize,
+        "combine": combine,
+        "layers": parse_layers(layers, allow_all=True),
+        "long_text": long_text,
+    }
+    predictor = run(
+        X,
+        y,
+        model=list(models) or None,
+        head=list(heads),
+        task=task,
+        tfidf=tfidf,
+        ensemble=ensemble,
+        representation={k: v for k, v in representation.items() if v is not None},
+        head_params=parse_params(params),
+        class_weight=class_weight,
+        cache=cache,
+        precision=precision,
+        search=search,
+        search_representation=search_representation,
+        cv=cv,
+        n_iter=n_iter,
+        dev=dev_set,
+        augment=augmenter(augment, augment_copies, models[0] if models else None, seed),
+        seed=seed,
+        show_progress=progress,
+    )
+    predictor.save(out, force=force)
+    metrics = predictor.metrics
+    if "search" in metrics:
+        found = metrics["search"]
+        click.echo(
+            f"search: best {found['scoring']} {found['best_score']:.4f} over {cv} folds with "
+            f"{json.dumps(found['best_params'])}"
+        )
+    if "dev" in metrics:
+        click.echo("dev:")
+        click.echo(summary(metrics["dev"]))
+    click.echo(f"saved {predictor.task.value} model to {out}")
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False))
+@click.option("--input", "input_path", required=True, help="Texts: a file, or - for stdin.")
+@options.input_format((*INPUT_FORMATS, "conll"))
+@options.text_col(multiple=True)
+@options.output()
+@click.option(
+    "--proba/--no-proba",
+    default=None,
+    help="Write probabilities (default: when the head has them).",
+)
+@options.force()
+@friendly_errors
+def predict(
+    artifact: str,
+    input_path: str,
+    fmt: str | None,
+    text_cols: tuple[str, ...],
+    output: str | None,
+    proba: bool | None,
+    force: bool,
+) -> None:
+    """Predict labels (and probabilities) or scores for texts with a trained ARTIFACT.
+
+    With a tagger (``featx train-ner``): the entities of each text, with character offsets.
+    CoNLL input (``--format conll``, taggers only) is one word per line, blank lines
+    between sentences.
+    """
+    from featx.artifact import Artifact, Kind
+    from featx.io import records_format, write_records
+
+    records_format(output)  # fail before the work, not after it
+    options.refuse_existing(output, force)
+    kind = Artifact.open(artifact).manifest.kind
+    if kind is Kind.TAGGER:
+        rows = _entities(artifact, input_path, fmt, text_cols)
+    else:
+        if fmt == "conll":
+            raise ValueError("--format conll is for taggers (featx train-ner); this is not one.")
+        rows = _predictions(artifact, input_path, fmt, text_cols, proba)
+    write_records(rows, output)
+    if output is not None:
+        click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
+
+
+def _predictions(
+    artifact: str, input_path: str, fmt: str | None, text_cols: tuple[str, ...], proba: bool | None
+) -> list[dict[str, Any]]:
+    from featx.io import input_format, read_labelled, read_texts
+    from featx.predictor import Predictor
+
+    model = Predictor.load(artifact)
+    if input_format(input_path, fmt) == "lines":
+        if len(text_cols) != 1:
+            raise ValueError("Sentence pairs need a table input (tsv, csv, jsonl or parquet).")
+        X: Any = read_texts(input_path, fmt=fmt)
+    else:
+        X, _ = read_labelled(input_path, text_cols, None, fmt=fmt)
+    rows = [{"index": i, **record} for i, record in enumerate(model.records(X, proba=proba))]
+    for row in rows:
+        if "probabilities" in row:
+            row["probabilities"] = {k: round(p, 6) for k, p in row["probabilities"].items()}
+    return rows
+
+
+def _entities(
+    artifact: str, input_path: str, fmt: str | None, text_cols: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    from featx.io import read_texts, read_words
+    from featx.tagging import Tagger
+
+    if len(text_cols) != 1:
+        raise ValueError("A tagger reads one text column; give --text-col once.")
+    tagger = Tagger.load(artifact)
+    if fmt == "conll":
+        return tagger.records(read_words(input_path))
+    return tagger.records(read_texts(input_path, fmt=fmt, column=text_cols[0]))
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False))
+@options.data_file("--data", "Labelled data: a table, or CoNLL / JSONL spans for a tagger.")
+@data_options
+@click.option(
+    "--report",
+    "report_dir",
+    default="featx-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to write plots, report.md and report.html.",
+)
+@click.option("--no-report", is_flag=True, help="Print the metrics only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@options.force()
+@friendly_errors
+def evaluate(
+    artifact: str,
+    data: str,
+    spec: DataSpec,
+    report_dir: str,
+    no_report: bool,
+    as_json: bool,
+    force: bool,
+) -> None:
+    """Score a trained ARTIFACT on labelled DATA and write a report with plots.
+
+    A tagger (``featx train-ner``) is scored on CoNLL or JSONL-span DATA: entity-level
+    precision, recall and F1 per type (conlleval semantics); no plots.
+    """
+    from featx.artifact import Artifact, Kind
+
+    if Artifact.open(artifact).manifest.kind is Kind.TAGGER:
+        from featx.tagging import Tagger, read_sentences
+        from featx.tagging.tags import format_scores
+
+        sentences = read_sentences(data)
+        scores = Tagger.load(artifact).evaluate(
+            [s.words for s in sentences], [s.tags for s in sentences]
+        )
+        click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores))
+        return
+    from featx.evaluation import evaluate as run
+    from featx.evaluation import summary, write_report
+    from featx.predictor import Predictor
+
+    if not no_report and Path(report_dir).exists() and not force:
+        raise FileExistsError(
+            f"{report_dir} already exists. Pass --report DIR, --force or --no-report."
+        )
+    model = Predictor.load(artifact)
+    X, y = spec.read(data, multilabel=model.task.value == "multilabel")
+    result = run(model, X, y)
+    click.echo(json.dumps(result.metrics, indent=2) if as_json else summary(result.metrics))
+    if not no_report:
+        title = f"{Path(artifact).name} on {Path(data).name}"
+        write_report(result, report_dir, title=title, force=force)
+        click.echo(f"report: {Path(report_dir) / 'report.html'}", err=True)

@@ -1,0 +1,43 @@
+"""The ``featx`` command group: logging, warnings on stderr, and every command."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import click
+
+from featx.cli import encode, finetune, heads, ner, serve, spark
+
+
+def _show_warnings(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    click.echo(f"featx: warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="featx")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def main(verbose: bool) -> None:
+    """featx: pretrained Transformers as fast, cheap features (ONNX Runtime)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="featx: %(message)s"
+    )
+    warnings.showwarning = _show_warnings
+
+
+for _command in (
+    encode.export,
+    encode.embed,
+    encode.info,
+    encode.models,
+    encode.cache,
+    heads.train,
+    heads.predict,
+    heads.evaluate,
+    finetune.finetune,
+    ner.train_ner,
+    serve.serve,
+    spark.spark_embed,
+):
+    main.add_command(_command)

@@ -1,0 +1,455 @@
+"""The command line's options, each declared once, with choices taken from the enums.
+
+Commands compose these decorators; the parsers turn option strings into the values the
+library takes, and :func:`friendly_errors` turns expected errors into one-line messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any, TypeVar
+
+import click
+
+from featx import files
+from featx.config import (
+    Autocast,
+    Ensemble,
+    Head,
+    LayerCombine,
+    LongText,
+    Pooling,
+    Precision,
+    Search,
+    Task,
+    parse_enum,
+)
+from featx.errors import FeatxError
+from featx.io import INPUT_FORMATS
+
+F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
+
+
+class EnumChoice(click.Choice):
+    """A click choice of an enum's values, refused with the library's own message."""
+
+    def __init__(self, enum: type[Enum], what: str) -> None:
+        super().__init__([member.value for member in enum])
+        self.enum = enum
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The value as given, if it is one of the enum's."""
+        try:
+            return parse_enum(self.enum, value, self.what).value
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+def choices(enum: type[Enum], what: str) -> EnumChoice:
+    """A click choice of ``enum``'s values; ``what`` names it in the error message."""
+    return EnumChoice(enum, what)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn expected errors into a one-line message and exit status 1 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (FeatxError, ValueError, TypeError, OSError, ImportError) as err:
+            raise click.ClickException(str(err)) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def refuse_existing(path: str | None, force: bool) -> None:
+    """Refuse an existing output before any work, unless --force."""
+    files.refuse_existing(path, force, hint="pass --force")
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def parse_layers(value: str | None, *, allow_all: bool = False) -> tuple[int, ...] | str | None:
+    """``-1`` or ``-4,-3,-2,-1`` -> a tuple of ints (``all`` where ``allow_all``)."""
+    if value is None or (allow_all and value == "all"):
+        return value
+    try:
+        return tuple(int(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of layer indices, e.g. -1 or -4,-3,-2,-1."
+        ) from None
+
+
+def parse_train_layers(value: str) -> int | str:
+    """``0``, ``N`` or ``all``: the top encoder layers to train."""
+    if value == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a number of top layers or 'all'.") from None
+
+
+def _value(text: str) -> Any:
+    """A JSON value where it parses (numbers, lists, true), else the string itself."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are JSON where they parse (numbers, lists), else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE, e.g. C=0.5.")
+        out[key] = _value(value)
+    return out
+
+
+def parse_param_grid(entries: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``lr=5e-5,1e-4`` and ``train_layers=2,all`` -> a grid of values per key."""
+    grid: dict[str, list[Any]] = {}
+    for entry in entries:
+        key, sep, values = entry.partition("=")
+        if not sep or not key or not values:
+            raise click.BadParameter(f"{entry!r}: write KEY=V1,V2 (e.g. lr=5e-5,1e-4).")
+        grid[key] = [_value(v) for v in values.split(",")]
+    return grid
+
+
+def parse_floats(value: str, what: str) -> list[float]:
+    """``100`` or ``10,30,100`` -> floats."""
+    try:
+        return [float(c) for c in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"{what} {value!r} is not a number or a comma-separated list of numbers."
+        ) from None
+
+
+# --------------------------------------------------------------------------- options
+
+
+def force() -> Decorator[Any]:
+    """--force: replace an existing output (only once the new one is complete)."""
+    return click.option("--force", is_flag=True, help="Replace the output if it exists.")
+
+
+def model(*, multiple: bool = False) -> Decorator[Any]:
+    """-m/--model: an artifact, alias, hub id or folder (default: the registry default)."""
+    if multiple:
+        return click.option(
+            "-m",
+            "--model",
+            "models",
+            multiple=True,
+            help="Artifact, alias, hub id or folder (repeat for several; default: the "
+            "registry default).",
+        )
+    return click.option(
+        "-m",
+        "--model",
+        "--artifact",
+        "model",
+        help="Artifact, alias, hub id or folder (default: the registry default).",
+    )
+
+
+def out() -> Decorator[Any]:
+    """--out: the artifact to write."""
+    return click.option(
+        "--out", required=True, type=click.Path(file_okay=False), help="Artifact to write."
+    )
+
+
+def output() -> Decorator[Any]:
+    """-o/--output: a file to write (default: JSONL on stdout)."""
+    return click.option("-o", "--output", help="Output file (default: JSONL on stdout).")
+
+
+def text_col(*, multiple: bool = False) -> Decorator[Any]:
+    """--text-col: the column holding the text (twice for sentence pairs)."""
+    if multiple:
+        return click.option(
+            "--text-col",
+            "text_cols",
+            multiple=True,
+            default=["text"],
+            show_default=True,
+            help="Text column; give it twice for sentence pairs.",
+        )
+    return click.option(
+        "--text-col",
+        "--column",
+        "text_col",
+        default="text",
+        show_default=True,
+        help="Column or field holding the text.",
+    )
+
+
+def input_format(formats: tuple[str, ...] = INPUT_FORMATS) -> Decorator[Any]:
+    """--format: the input format (default: from the file's suffix)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(formats),
+        help="Input format (default: from the suffix; text lines otherwise).",
+    )
+
+
+def representation(*, allow_all_layers: bool = False) -> Decorator[Any]:
+    """--pooling, --normalize/--no-normalize, --layers, --combine, --long-text."""
+    layers_help = "Hidden-state layers, e.g. -1 or -4,-3,-2,-1" + (
+        " or all." if allow_all_layers else "."
+    )
+    return _options(
+        pooling(),
+        normalize(),
+        click.option("--layers", help=layers_help),
+        combine(),
+        click.option(
+            "--long-text",
+            type=choices(LongText, "long_text"),
+            help="Over-long texts: truncate (with a warning) or window and pool.",
+        ),
+    )
+
+
+def pooling() -> Decorator[Any]:
+    """--pooling: one of the Pooling values (default: the model's)."""
+    return click.option(
+        "--pooling", type=choices(Pooling, "pooling"), help="Pooling (default: the model's)."
+    )
+
+
+def normalize() -> Decorator[Any]:
+    """--normalize/--no-normalize (default: the model's)."""
+    return click.option(
+        "--normalize/--no-normalize", default=None, help="L2-normalise (default: the model's)."
+    )
+
+
+def combine() -> Decorator[Any]:
+    """--combine: how several layers combine."""
+    return click.option(
+        "--combine", type=choices(LayerCombine, "combine"), help="How several layers combine."
+    )
+
+
+def precision() -> Decorator[Any]:
+    """--precision: the ONNX graph to run (default: the artifact's)."""
+    return click.option(
+        "--precision",
+        type=choices(Precision, "precision"),
+        help="Graph to run (default: the artifact's).",
+    )
+
+
+def task() -> Decorator[Any]:
+    """--task: the target kind (default: inferred from the labels)."""
+    return click.option(
+        "--task",
+        type=choices(Task, "task"),
+        help="Target kind (default: inferred from the labels).",
+    )
+
+
+def progress() -> Decorator[Any]:
+    """--progress/--no-progress (default: long jobs on a terminal)."""
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bars (default: long jobs on a terminal).",
+    )
+
+
+def seed() -> Decorator[Any]:
+    """--seed: the random seed."""
+    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+
+
+def train_layers(default: str) -> Decorator[Any]:
+    """--train-layers: 0 (frozen encoder / head only), N top layers, or all."""
+    return click.option(
+        "--train-layers",
+        default=default,
+        show_default=True,
+        callback=lambda ctx, param, value: parse_train_layers(value),
+        help="Top encoder layers to fine-tune: 0 (none), N, or all.",
+    )
+
+
+def augment() -> Decorator[Any]:
+    """--augment and --augment-copies (training texts only)."""
+    return _options(
+        click.option(
+            "--augment", help="Augment training texts: eda, swap, delete, insert, synonym."
+        ),
+        click.option("--augment-copies", type=click.IntRange(1), default=1, show_default=True),
+    )
+
+
+def heads() -> Decorator[Any]:
+    """--head (repeatable), --ensemble, --tfidf, --param, --class-weight."""
+    return _options(
+        click.option(
+            "--head",
+            "heads",
+            multiple=True,
+            type=choices(Head, "head"),
+            default=["logreg"],
+            show_default=True,
+            help="Head (repeat with --ensemble).",
+        ),
+        click.option("--ensemble", type=choices(Ensemble, "ensemble"), help="Combine members."),
+        click.option("--tfidf", is_flag=True, help="Add word 1-2 gram TF-IDF features."),
+        click.option("--param", "params", multiple=True, help="Head parameter KEY=VALUE."),
+        click.option("--class-weight", help="'balanced' (classification heads)."),
+    )
+
+
+def search() -> Decorator[Any]:
+    """--search, --search-representation, --cv, --n-iter."""
+    return _options(
+        click.option("--search", type=choices(Search, "search"), help="Hyperparameter search."),
+        click.option("--search-representation", is_flag=True, help="Also search pooling, layers."),
+        click.option("--cv", type=click.IntRange(2), default=5, show_default=True),
+        click.option("--n-iter", type=click.IntRange(1), default=20, show_default=True),
+    )
+
+
+def finetune_settings(names: tuple[str, ...] | None = None) -> Decorator[Any]:
+    """The fine-tuning settings (:class:`featx.finetuning.Settings`) as options.
+
+    Each defaults to None, which leaves the setting's own default (shown in the help).
+
+    Args:
+        names: The settings to offer; None: all but ``train_layers`` and ``hidden``.
+    """
+    from featx.finetuning.settings import Settings
+
+    defaults = Settings()
+    offered = [
+        f
+        for f in fields(Settings)
+        if (f.name in names if names is not None else f.name not in ("train_layers", "hidden"))
+    ]
+    decorators = [_setting_option(f.name, getattr(defaults, f.name)) for f in offered]
+    return _options(*decorators)
+
+
+_SETTING_HELP = {
+    "lr": "Learning rate of the top encoder layer.",
+    "head_lr": "Learning rate of the head (default: 5 x --lr).",
+    "layer_decay": "Learning rate x this per layer down.",
+    "warmup": "Share of the steps spent warming up.",
+    "accumulate": "Batches per optimiser step.",
+    "autocast": "Autocast dtype while training (auto: bf16 where the CPU has it).",
+    "eval_every": "Score dev every N steps (default: each epoch).",
+    "patience": "Early stopping: evaluations without improvement.",
+    "mixup": "Embedding mixup alpha (0: off).",
+    "lora": "LoRA rank (0: off).",
+    "seed": "Random seed.",
+}
+_SETTING_TYPES: dict[str, Any] = {
+    "schedule": click.Choice(["linear", "cosine", "constant"]),
+    "autocast": choices(Autocast, "autocast"),
+}
+
+
+def _setting_option(name: str, default: Any) -> Decorator[Any]:
+    shown = default.value if isinstance(default, Enum) else default
+    kind = _SETTING_TYPES.get(name) or (float if isinstance(default, float) else int)
+    help_text = _SETTING_HELP.get(name, name.replace("_", " ").capitalize() + ".")
+    return click.option(
+        f"--{name.replace('_', '-')}", name, type=kind, help=f"{help_text} [default: {shown}]"
+    )
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a labelled table: format, text column(s), label column, label separator."""
+
+    fmt: str | None
+    text_cols: tuple[str, ...]
+    label_col: str
+    label_sep: str | None
+
+    def read(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
+        """Texts (or pairs) and labels of ``path``; multi-label splits on ``,`` by default."""
+        from featx.io import read_labelled
+
+        sep = "," if self.label_sep is None and multilabel else self.label_sep
+        return read_labelled(path, self.text_cols, self.label_col, fmt=self.fmt, label_sep=sep)
+
+    def read_dev(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
+        """Like :meth:`read`, saying which file did not fit."""
+        try:
+            return self.read(path, multilabel=multilabel)
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"The dev set {path} does not fit: {err}") from err
+
+
+def data_options(command: F) -> F:
+    """--format, --text-col, --label-col and --label-sep, passed on as ``spec: DataSpec``."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        fmt: str | None,
+        text_cols: tuple[str, ...],
+        label_col: str,
+        label_sep: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        return command(*args, spec=DataSpec(fmt, text_cols, label_col, label_sep), **kwargs)
+
+    tables = tuple(f for f in INPUT_FORMATS if f != "lines")
+    decorated = _options(
+        input_format(tables),
+        text_col(multiple=True),
+        click.option("--label-col", default="label", show_default=True, help="Target column."),
+        click.option(
+            "--label-sep",
+            help="Split labels on this string: a multi-label target (e.g. --label-sep ,).",
+        ),
+    )(wrapper)
+    return decorated
+
+
+def data_file(name: str, help_text: str, *, required: bool = True) -> Decorator[Any]:
+    """--data / --dev: an existing file."""
+    return click.option(
+        name,
+        required=required,
+        type=click.Path(exists=True, dir_okay=False),
+        help=help_text,
+    )
+
+
+def _options(*decorators: Decorator[Any]) -> Decorator[Any]:
+    """Apply several option decorators as one, in the order given (as written above)."""
+
+    def apply(command: F) -> F:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply

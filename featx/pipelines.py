@@ -1,0 +1,193 @@
+"""Estimators over texts from short names: models, heads, TF-IDF, ensembles, search grids.
+
+:func:`build_pipeline` turns names into an unfitted scikit-learn estimator over texts;
+:func:`search_grid` gives the grid a search over it should try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import (
+    StackingClassifier,
+    StackingRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import Normalizer, StandardScaler
+
+from featx.config import Ensemble, Task, parse_enum
+from featx.embedder import Embedder
+from featx.heads import make_head, search_space
+
+# Heads that want standardised, unit-length features (linear models and the MLP).
+SCALED_HEADS = ("logreg", "svm", "ridge", "mlp")
+# The poolings a representation search tries, each with the last layer, the last four
+# layers and all layers (several layers are concatenated).
+SEARCH_POOLINGS = ["mean", "cls", "max"]
+
+HeadSpec: TypeAlias = str | BaseEstimator  # a head name, or an estimator
+
+
+class _Blocks:
+    """Builds the parts of a pipeline with one set of options."""
+
+    def __init__(
+        self,
+        task: Task,
+        representation: dict[str, Any] | None,
+        head_params: dict[str, Any] | None,
+        class_weight: str | dict[Any, float] | None,
+        cache: bool | str | None,
+        precision: str | None,
+        seed: int | None,
+    ) -> None:
+        self.task = task
+        self.representation = representation or {}
+        self.head_params = head_params or {}
+        self.class_weight = class_weight
+        self.cache = cache
+        self.precision = precision
+        self.seed = seed
+
+    def head(self, spec: HeadSpec) -> BaseEstimator:
+        if isinstance(spec, str):
+            return make_head(
+                spec,
+                self.task,
+                class_weight=self.class_weight,
+                random_state=self.seed,
+                **self.head_params,
+            )
+        return clone(spec)
+
+    def embed(self, source: Any, scale: bool) -> BaseEstimator:
+        embedder = Embedder(
+            source, cache=self.cache, precision=self.precision, **self.representation
+        )
+        if not scale:
+            return embedder
+        # Standardise, then unit length: one regularisation grid fits every width.
+        return Pipeline([("embed", embedder), ("scale", StandardScaler()), ("norm", Normalizer())])
+
+    def member(self, sources: list[Any], with_tfidf: bool, spec: HeadSpec) -> Pipeline:
+        scale = isinstance(spec, str) and spec in SCALED_HEADS
+        blocks = [(f"embed{i}", self.embed(s, scale)) for i, s in enumerate(sources)]
+        if with_tfidf:
+            blocks.append(("tfidf", tfidf_block()))
+        features = blocks[0][1] if len(blocks) == 1 else FeatureUnion(blocks)
+        return Pipeline([("features", features), ("head", self.head(spec))])
+
+
+def build_pipeline(
+    model: str | Any | Sequence[str | Any] | None = None,
+    head: HeadSpec | Sequence[HeadSpec] = "logreg",
+    task: Task | str = Task.BINARY,
+    *,
+    tfidf: bool = False,
+    ensemble: Ensemble | str | None = None,
+    representation: dict[str, Any] | None = None,
+    head_params: dict[str, Any] | None = None,
+    class_weight: str | dict[Any, float] | None = None,
+    cache: bool | str | None = True,
+    precision: str | None = None,
+    seed: int | None = 0,
+) -> BaseEstimator:
+    """An unfitted estimator from texts to targets.
+
+    Without ``ensemble``, every model (and TF-IDF, if asked) is one block of a feature
+    union under one head. With ``ensemble="soft"`` or ``"stack"``, every (model, head)
+    pair (and TF-IDF with the first head) is a member of a soft vote or a stack.
+
+    Args:
+        model: One or more artifacts/aliases/encoders; None: the default model.
+        head: One or more head names (see :func:`featx.heads.make_head`) or estimators.
+        task: The target kind.
+        tfidf: Add word uni- and bigram TF-IDF features.
+        ensemble: ``None``, ``"soft"`` (average probabilities) or ``"stack"`` (a
+            logistic regression, or ridge for regression, over the members' outputs).
+        representation: Embedder options: pooling, normalize, layers, combine, long_text.
+        head_params: Parameters for named heads, e.g. ``{"C": 0.5}``.
+        class_weight: ``"balanced"`` or ``{label: weight}``.
+        cache: The embedding cache (see :class:`~featx.Embedder`).
+        precision: ``"fp32"`` or ``"int8"``; default: the artifact's.
+        seed: Seed for the heads.
+
+    Raises:
+        ValueError: For an unknown ensemble method, or several heads without one.
+    """
+    task = Task(task)
+    models = list(model) if isinstance(model, list | tuple) else [model]
+    heads = list(head) if isinstance(head, list | tuple) else [head]
+    if not models or not heads:
+        raise ValueError("build_pipeline needs at least one model and one head.")
+    method = None if ensemble is None else parse_enum(Ensemble, ensemble, "ensemble")
+    if method is None and len(heads) > 1:
+        raise ValueError("Several heads need an ensemble: pass ensemble='soft' or 'stack'.")
+    blocks = _Blocks(task, representation, head_params, class_weight, cache, precision, seed)
+    if method is None:
+        return blocks.member(models, tfidf, heads[0])
+    members = [
+        (f"m{i}", blocks.member([source], False, spec))
+        for i, (source, spec) in enumerate((s, h) for s in models for h in heads)
+    ]
+    if tfidf:
+        members.append(("tfidf", blocks.member([], True, heads[0])))
+    if len(members) < 2:
+        raise ValueError("An ensemble needs at least two members (models x heads, or tfidf).")
+    return _combined(members, method, task)
+
+
+def _combined(members: list[tuple[str, Pipeline]], method: Ensemble, task: Task) -> BaseEstimator:
+    regression = task is Task.REGRESSION
+    if method is Ensemble.SOFT:
+        return VotingRegressor(members) if regression else VotingClassifier(members, voting="soft")
+    if regression:
+        return StackingRegressor(members, final_estimator=RidgeCV(), cv=5)
+    return StackingClassifier(
+        members, final_estimator=LogisticRegression(max_iter=2000), cv=5, stack_method="auto"
+    )
+
+
+def tfidf_block() -> TfidfVectorizer:
+    """Word uni- and bigram TF-IDF, the lexical member of unions and ensembles."""
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+
+
+def search_grid(
+    estimator: BaseEstimator, head: str | None, task: Task, *, representation: bool = False
+) -> dict[str, list[Any]]:
+    """The parameter grid for ``estimator`` as :func:`build_pipeline` made it.
+
+    Covers the named head's parameters and, with ``representation``, the pooling and
+    layers of a single embedding block.
+
+    Raises:
+        ValueError: If the estimator is an ensemble, or representation search finds
+            more than one embedding block.
+    """
+    if not isinstance(estimator, Pipeline) or "head" not in estimator.named_steps:
+        raise ValueError("Search one head at a time: ensembles are not searched.")
+    grid: dict[str, list[Any]] = {}
+    if head is not None:
+        grid.update({f"head__{k}": v for k, v in search_space(head, task).items()})
+    if representation:
+        found = [(p, v) for p, v in estimator.get_params().items() if isinstance(v, Embedder)]
+        if len(found) != 1:
+            raise ValueError("Representation search needs exactly one model.")
+        path, embedder = found[0]
+        n_layers = getattr(getattr(embedder.get_encoder(), "spec", None), "num_layers", None)
+        if n_layers is None:
+            raise ValueError("Representation search needs a Transformer model (an artifact).")
+        last_four = tuple(range(-min(4, n_layers + 1), 0))
+        grid[f"{path}__pooling"] = SEARCH_POOLINGS
+        grid[f"{path}__layers"] = [-1, last_four, "all"]
+        grid[f"{path}__combine"] = ["concat"]
+    if not grid:
+        raise ValueError("Nothing to search: name a head (e.g. 'logreg') or search_representation.")
+    return grid
