@@ -25,8 +25,8 @@ typecheck:  ## mypy over the package
 test:  ## the whole test suite, real-model tests included
 	$(PYTHON) -m pytest --durations 20
 
-test-fast:  ## skip the real-model tests while iterating
-	$(PYTHON) -m pytest -m 'not real'
+test-fast:  ## skip the real-model, Spark (Java) and browser tests while iterating
+	$(PYTHON) -m pytest -m 'not real and not java and not browser'
 
 check: lint typecheck test  ## what CI runs: lint, types, all tests
 

@@ -98,15 +98,8 @@ def train(
         ValueError: For bad data (empty, mismatched lengths, one class) or options.
     """
     method = None if search is None else parse_enum(Search, search, "search")
-    n = len(X)
-    if n != len(y):
-        raise ValueError(f"X has {n} texts but y has {len(y)} labels.")
-    target, found_task, labels = prepare_targets(y, task)
-    _check_no_empty_texts(X)
-    pairs = np.ndim(np.asarray(X, dtype=object)) == 2
-    if tfidf and pairs:
-        raise ValueError("TF-IDF features take single texts, not sentence pairs.")
-    options: dict[str, Any] = {
+    target, found_task, labels = _targets(X, y, task, tfidf=tfidf, augment=augment)
+    options = {
         "tfidf": tfidf,
         "ensemble": ensemble,
         "representation": representation,
@@ -115,22 +108,15 @@ def train(
         "cache": cache,
         "precision": precision,
     }
-    if estimator is None:
-        estimator = build_pipeline(model, head, found_task, seed=seed, **options)
-    else:
-        given = [k for k, v in options.items() if v != _PIPELINE_DEFAULTS[k]]
-        if given:
-            raise ValueError(f"Pass {', '.join(given)} or estimator, not both.")
-    metrics: dict[str, Any] = {"task": found_task.value, "n_train": n}
+    estimator = _estimator(estimator, model, head, found_task, seed, options)
+    metrics: dict[str, Any] = {"task": found_task.value, "n_train": len(X)}
     rows = None
     if augment is not None:
-        if pairs:
-            raise ValueError("Augmentation edits single texts, not sentence pairs.")
         from featx.augment import augmenter
 
         X, rows = augmenter(augment, seed=seed or 0).expand(list(X))
         target = target[rows]
-        metrics["augment"] = {"methods": str(augment), "n_added": len(rows) - n}
+        metrics["augment"] = {"methods": str(augment), "n_added": len(rows) - len(y)}
     if method is None:
         fitted = clone(estimator).fit(X, target)
     else:
@@ -145,10 +131,41 @@ def train(
         labels = [to_plain(c) for c in fitted.classes_]
     predictor = Predictor(fitted, found_task, labels, metrics=metrics)
     if dev is not None:
-        dev_X, dev_y = dev
-        metrics["dev"] = evaluate(predictor, dev_X, dev_y).metrics
-        predictor.metrics = metrics
+        predictor.metrics["dev"] = evaluate(predictor, *dev).metrics
     return predictor
+
+
+def _targets(
+    X: Any, y: Any, task: Task | str | None, *, tfidf: bool, augment: Any
+) -> tuple[Any, Task, list[Any]]:
+    """The targets, the task and the labels, once the texts are checked against them."""
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} texts but y has {len(y)} labels.")
+    targets = prepare_targets(y, task)
+    _check_no_empty_texts(X)
+    pairs = np.ndim(np.asarray(X, dtype=object)) == 2
+    if tfidf and pairs:
+        raise ValueError("TF-IDF features take single texts, not sentence pairs.")
+    if augment is not None and pairs:
+        raise ValueError("Augmentation edits single texts, not sentence pairs.")
+    return targets
+
+
+def _estimator(
+    estimator: BaseEstimator | None,
+    model: Any,
+    head: Any,
+    task: Task,
+    seed: int | None,
+    options: dict[str, Any],
+) -> BaseEstimator:
+    """The given estimator (then no pipeline options), else the pipeline they describe."""
+    if estimator is None:
+        return build_pipeline(model, head, task, seed=seed, **options)
+    given = [k for k, v in options.items() if v != _PIPELINE_DEFAULTS[k]]
+    if given:
+        raise ValueError(f"Pass {', '.join(given)} or estimator, not both.")
+    return estimator
 
 
 # train()'s pipeline options when not given (an estimator comes with its own).

@@ -39,9 +39,7 @@ def test_altered_file_is_refused_on_load(artifact_copy):
     data = bytearray(tok.read_bytes())
     data[10] ^= 1  # same size, one bit flipped
     tok.write_bytes(bytes(data))
-    with pytest.raises(
-        ArtifactIntegrityError, match="Checksum mismatch for .*tokenizer.json"
-    ):
+    with pytest.raises(ArtifactIntegrityError, match="Checksum mismatch for .*tokenizer.json"):
         featx.load(artifact_copy)
 
 

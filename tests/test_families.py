@@ -106,9 +106,13 @@ def test_over_long_text_warns_and_reports(encoders, family):
     long_text = "the quick brown fox jumps over the lazy dog " * 20
     with pytest.warns(
         featx.TruncationWarning, match=r"1 of 2 texts were longer than max_length=64"
-    ):
+    ) as caught:
         info = onnx.encode_with_info([long_text, "dog"])
     assert info.truncated.tolist() == [True, False]
+    warning = caught[0].message  # the counts are data: nothing needs to parse the message
+    assert isinstance(warning, featx.TruncationWarning)
+    assert (warning.n_truncated, warning.n_texts, warning.max_length) == (1, 2, 64)
+    assert warning.longest == info.n_tokens[0]
     assert info.n_tokens[0] > 64 and info.n_windows.tolist() == [1, 1]
 
 

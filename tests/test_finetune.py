@@ -18,10 +18,9 @@ from safetensors.numpy import load_file  # noqa: E402
 import featx  # noqa: E402
 from featx.cli import main  # noqa: E402
 from featx.errors import ModelLoadError  # noqa: E402
-from featx.finetuning import finetune  # noqa: E402
+from featx.finetuning import Settings, finetune  # noqa: E402
 from featx.finetuning.model import TextModel, freeze, transformer_layers  # noqa: E402
 from featx.finetuning.trainer import (  # noqa: E402
-    Settings,
     autocast_dtype,
     cpu_supports_bf16,
     learning_rate_factor,
@@ -509,3 +508,16 @@ def test_lora_adapters_train_then_merge_into_a_plain_encoder(
     assert changed and all(targets[family] in k or "value" in k or "v_lin" in k for k in changed)
     assert all(".1." in k for k in changed)  # the top layer only
     assert set(Predictor.load(out).predict(TEXTS[:2])) <= {"neg", "pos"}
+
+
+def test_settings_keywords_match_the_settings() -> None:
+    from dataclasses import fields
+
+    from featx.finetuning.settings import SettingsOptions, TrainingOptions
+
+    names = {f.name for f in fields(Settings)}
+    assert set(SettingsOptions.__optional_keys__) == names
+    assert set(TrainingOptions.__optional_keys__) == names - {"train_layers"}
+    assert Settings(autocast="bf16").to_dict()["autocast"] == "bf16"
+    with pytest.raises(ValueError, match="Unknown autocast 'int8'"):
+        Settings(autocast="int8")

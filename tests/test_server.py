@@ -354,3 +354,15 @@ def test_a_client_dying_mid_request_does_not_hurt_the_server(live_server):
         )
     status, body = post_embed(live_server, ["still serving"], timeout=30)
     assert status == 200 and len(body["embeddings"]) == 1
+
+
+def test_a_library_error_is_a_400_never_a_500(client):
+    # A lone surrogate passes JSON but not the tokenizer, which raises a TypeError.
+    for path, body in (
+        ("/embed", {"texts": ["a\ud800b"]}),
+        ("/v1/embeddings", {"model": "tiny", "input": "a\ud800b"}),
+        ("/predict", {"model": "sentiment", "texts": ["a\ud800b"]}),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 400, (path, response.get_json())
+        assert response.get_json()["error"]["type"] == "invalid_request_error"

@@ -99,9 +99,7 @@ def test_unsupported_model_type_is_named(tiny_model_dirs, tmp_path):
     shutil.copytree(tiny_model_dirs["bert"], folder)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
-    with pytest.raises(
-        ModelLoadError, match="holds a 't5' model; featx supports model types bert"
-    ):
+    with pytest.raises(ModelLoadError, match="holds a 't5' model; featx supports model types bert"):
         inspect_folder(folder)
 
 

@@ -224,7 +224,7 @@ class Manifest:
         }[self.kind]
         missing = [name for name in needs if getattr(self, name) is None]
         if missing:
-            raise ValueError(f"A {self.kind.value} artifact needs a {missing[0]} section.")
+            raise ValueError(f"A {self.kind.value} artifact needs its {missing[0]} section.")
 
     def with_files(self, files: Mapping[str, FileEntry]) -> Manifest:
         """A copy listing ``files``."""

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from featx.cli import options
-from featx.cli.options import friendly_errors, parse_layers
+from featx.cli.options import friendly_errors
+from featx.cli.values import parse_layers
 from featx.errors import TruncationWarning
 from featx.exporter.parity import MIN_COSINE, MIN_MEAN_COSINE
 from featx.exporter.plan import DEFAULT_OPSET

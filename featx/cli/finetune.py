@@ -9,7 +9,8 @@ import click
 
 from featx.cli import options
 from featx.cli.heads import augmenter
-from featx.cli.options import DataSpec, data_options, friendly_errors, parse_param_grid
+from featx.cli.options import DataSpec, data_options, friendly_errors
+from featx.cli.values import parse_param_grid
 
 
 @click.command()

@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from featx.cli import options
-from featx.cli.options import DataSpec, data_options, friendly_errors, parse_layers, parse_params
+from featx.cli.options import DataSpec, data_options, friendly_errors
+from featx.cli.values import parse_layers, parse_params
 from featx.io import INPUT_FORMATS
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from featx.cli import options
-from featx.cli.options import friendly_errors, parse_floats, parse_layers
+from featx.cli.options import friendly_errors
+from featx.cli.values import parse_floats, parse_layers
 
 
 @click.command("train-ner")

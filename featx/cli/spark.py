@@ -12,6 +12,7 @@ import click
 
 from featx.cli import options
 from featx.cli.options import friendly_errors
+from featx.cli.values import choices
 from featx.config import LongText
 from featx.extras import require
 
@@ -84,7 +85,7 @@ def _session(master: str | None) -> tuple[Any, bool]:
 @options.precision()
 @click.option(
     "--long-text",
-    type=options.choices(LongText, "long_text"),
+    type=choices(LongText, "long_text"),
     help="Over-long texts (default: the artifact's setting).",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)

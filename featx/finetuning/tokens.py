@@ -158,6 +158,20 @@ def finetune_encoder(
         n_train=len(sentences),
         n_dev=0 if dev is None else len(dev[0]),
     )
+    _export(token_model, source_dir, out, spec.max_length, sentences, report, show_progress)
+    return report
+
+
+def _export(
+    token_model: TokenModel,
+    source_dir: Path,
+    out: Path,
+    max_length: int,
+    sentences: Sequence[Sequence[str]],
+    report: dict[str, Any],
+    show_progress: bool | None,
+) -> None:
+    """Export the fine-tuned encoder, calibrated and probed on training sentences."""
     rng = np.random.default_rng(0)
     texts = [" ".join(sentences[i]) for i in rng.permutation(len(sentences))]
     texts = texts[: N_CALIBRATION + N_PROBES]
@@ -165,13 +179,12 @@ def finetune_encoder(
         token_model.encoder,
         source_dir,
         out,
-        max_length=spec.max_length,
+        max_length=max_length,
         calibration_texts=texts[:N_CALIBRATION],
         probe_texts=texts[N_CALIBRATION:],
         show_progress=show_progress,
     )
     seal_finetuned(out, report, what="fine-tuned for tokens", task="tokens")
-    return report
 
 
 def _dev_scorer(

@@ -139,6 +139,19 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
             f"{path}:{max(len(lines), 1)}: no sentences found; a CoNLL file holds "
             "'WORD ... TAG' lines with a blank line after each sentence."
         )
+    _check_scheme(path, sentences, parsed)
+    return [
+        Sentence(tuple(w), tuple(convert_parsed(p)), line)
+        for (line, w, _), p in zip(sentences, parsed, strict=True)
+    ]
+
+
+def _check_scheme(
+    path: str | os.PathLike[str],
+    sentences: list[tuple[int, list[str], list[str]]],
+    parsed: list[list[tuple[str, str | None]]],
+) -> None:
+    """Refuse a file whose E-/S- tags make it BIOES but whose other tags break BIOES."""
     _, problem, first_es = detect_parsed(parsed)
     if problem is not None and first_es is not None:
         i, j, reason = problem
@@ -150,10 +163,6 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
             f"{path}:{sentences[i][0] + j}: tag {sentences[i][2][j]!r}: {reason} The file is "
             f"BIOES because of its E-/S- tags (first {es_tag!r} at line {es_line})."
         )
-    return [
-        Sentence(tuple(w), tuple(convert_parsed(p)), line)
-        for (line, w, _), p in zip(sentences, parsed, strict=True)
-    ]
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Sentence]:

@@ -7,7 +7,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,47 @@ def train_ner(
             or fine-tuning without ``out``.
     """
     started = time.perf_counter()
-    model = default_model() if model is None else model
+    data, grid = _checked(X, y, dev, c2, out, force, train_layers, finetune)
+    features = {"layers": layers, "combine": combine, "subword": subword}
+    features.update(context=context, shape=shape)
+    # Fine-tuning writes its encoder in a private folder beside ``out``, kept until saved.
+    work = _work_dir(Path(out)) if train_layers != 0 and out is not None else None
+    try:
+        model = default_model() if model is None else model
+        tagger = _train(
+            model, data, features, grid, max_iter, work, train_layers, show_progress, dict(finetune)
+        )
+        tagger.metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+        if out is None:
+            return tagger
+        tagger.save(out, force=force)
+        return Tagger.load(out)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Checked training sentences and IOB2 tags, and the dev set's (if any)."""
+
+    X: Any
+    tags: list[list[str]]
+    X_dev: Any = None
+    dev_tags: list[list[str]] | None = None
+
+
+def _checked(
+    X: Any,
+    y: Any,
+    dev: tuple[Any, Any] | None,
+    c2: float | Sequence[float],
+    out: str | os.PathLike[str] | None,
+    force: bool,
+    train_layers: int | str,
+    finetune: Mapping[str, Any],
+) -> tuple[_Data, list[float]]:
+    """The checked data and c2 grid, or the error that says what to fix."""
     tags = _checked_tags(X, y, "y")
     X_dev, dev_tags = None, None
     if dev is not None:
@@ -104,51 +145,51 @@ def train_ner(
         )
     if train_layers != 0 and out is None:
         raise ValueError("Fine-tuning writes a new encoder: give out= to save the tagger in.")
-    work = None
-    try:
-        encoder: Any = model
-        report: dict[str, Any] = {}
-        if train_layers != 0:
-            assert out is not None  # checked above
-            work, encoder = _work_dir(Path(out))
-            settings = {**finetune, "train_layers": train_layers}
-            report = _finetune(model, X, tags, X_dev, dev_tags, encoder, show_progress, settings)
-            layers = (-1,) if layers is None else layers
-        embedder = TokenEmbedder(
-            encoder if hasattr(encoder, "encode_tokens") else str(encoder),
-            layers=layers,
-            combine=combine,
-            subword=subword,
-            context=context,
-            shape=shape,
-        )
-        if embedder.layers is None:
-            embedder.layers = _middle_layers(embedder.get_encoder().spec.num_layers)
-        tagger, search, dev_scores = _fit(embedder, X, tags, X_dev, dev_tags, grid, max_iter)
-        tagger.metrics = {
-            "dev": dev_scores,
-            "n_train": len(tags),
-            "settings": _settings(model, embedder, tagger, train_layers),
-            "search": search,
-            "finetune": {k: report[k] for k in ("settings", "best", "train_seconds")}
-            if report
-            else None,
-            "train_seconds": round(time.perf_counter() - started, 2),
-        }
-        if out is None:
-            return tagger
-        tagger.save(out, force=force)
-        return Tagger.load(out)
-    finally:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
+    return _Data(X, tags, X_dev, dev_tags), grid
 
 
-def _work_dir(out: Path) -> tuple[Path, Path]:
-    """A private folder beside ``out`` for the fine-tuned encoder, and the encoder's path."""
+def _train(
+    model: Any,
+    data: _Data,
+    features: dict[str, Any],
+    grid: list[float],
+    max_iter: int,
+    work: Path | None,
+    train_layers: int | str,
+    show_progress: bool | None,
+    finetune: dict[str, Any],
+) -> Tagger:
+    """Fine-tune the encoder into ``work`` first if asked, then fit the CRF (best c2 on dev)."""
+    encoder: Any = model
+    report: dict[str, Any] = {}
+    if train_layers != 0:
+        assert work is not None  # train_ner made it
+        encoder = work / "encoder"
+        settings = {**finetune, "train_layers": train_layers}
+        report = _finetune(model, data, encoder, show_progress, settings)
+        features = {**features, "layers": features["layers"] or (-1,)}
+    embedder = TokenEmbedder(
+        encoder if hasattr(encoder, "encode_tokens") else str(encoder), **features
+    )
+    if embedder.layers is None:
+        embedder.layers = _middle_layers(embedder.get_encoder().spec.num_layers)
+    tagger, search, dev_scores = _fit(embedder, data, grid, max_iter)
+    tagger.metrics = {
+        "dev": dev_scores,
+        "n_train": len(data.tags),
+        "settings": _settings(model, embedder, tagger, train_layers),
+        "search": search,
+        "finetune": {k: report[k] for k in ("settings", "best", "train_seconds")}
+        if report
+        else None,
+    }
+    return tagger
+
+
+def _work_dir(out: Path) -> Path:
+    """A private folder beside ``out`` for the fine-tuned encoder."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ner-"))
-    return work, work / "encoder"
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ner-"))
 
 
 def _settings(
@@ -168,21 +209,17 @@ def _settings(
 
 
 def _fit(
-    embedder: TokenEmbedder,
-    X: Any,
-    tags: list[list[str]],
-    X_dev: Any,
-    dev_tags: list[list[str]] | None,
-    grid: list[float],
-    max_iter: int,
+    embedder: TokenEmbedder, data: _Data, grid: list[float], max_iter: int
 ) -> tuple[Tagger, list[dict[str, float]], dict[str, Any] | None]:
     """The tagger of the best ``c2`` on dev, the search, and its dev scores (if dev)."""
     best: tuple[float, Tagger, dict[str, Any] | None] | None = None
     search = []
-    features = embedder.fit().transform(X)  # once for every c2
+    features = embedder.fit().transform(data.X)  # once for every c2
     for c2 in grid:
-        tagger = fit_tagger(embedder, X, tags, c2=c2, max_iter=max_iter, features=features)
-        scores = None if dev_tags is None else tagger.evaluate(X_dev, dev_tags)
+        tagger = fit_tagger(
+            embedder, data.X, data.tags, c2=c2, max_iter=max_iter, features=features
+        )
+        scores = None if data.dev_tags is None else tagger.evaluate(data.X_dev, data.dev_tags)
         if scores is not None and len(grid) > 1:
             search.append({"c2": c2, "dev_f1": scores["micro"]["f1"]})
             logger.info("c2=%s: dev F1 %.4f", c2, scores["micro"]["f1"])
@@ -194,26 +231,20 @@ def _fit(
 
 
 def _finetune(
-    model: Any,
-    X: Any,
-    tags: list[list[str]],
-    X_dev: Any,
-    dev_tags: list[list[str]] | None,
-    out: Path,
-    show_progress: bool | None,
-    settings: dict[str, Any],
+    model: Any, data: _Data, out: Path, show_progress: bool | None, settings: dict[str, Any]
 ) -> dict[str, Any]:
     from featx.extras import require
 
     require("export", "Fine-tuning a tagger")
     from featx.finetuning.tokens import finetune_encoder
 
-    labels = tag_order(tags)
+    labels = tag_order(data.tags)
     index = {t: i for i, t in enumerate(labels)}
-    words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in X]
+    words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in data.X]
     dev = None
-    if X_dev is not None and dev_tags is not None:
-        dev_words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in X_dev]
+    dev_tags = data.dev_tags
+    if data.X_dev is not None and dev_tags is not None:
+        dev_words = [split_words(x)[0] if isinstance(x, str) else list(x) for x in data.X_dev]
 
         def scorer(predicted: list[list[int]]) -> float:
             named = [[labels[i] for i in p] for p in predicted]
@@ -223,7 +254,7 @@ def _finetune(
     return finetune_encoder(
         model,
         words,
-        [[index[t] for t in s] for s in tags],
+        [[index[t] for t in s] for s in data.tags],
         n_tags=len(labels),
         out=out,
         dev=dev,
