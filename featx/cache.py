@@ -45,7 +45,7 @@ def namespace(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class _MemoryRows:
+class MemoryRows:
     """This process's recently used rows by (cache file, key), within a byte budget."""
 
     def __init__(self, max_bytes: int) -> None:
@@ -55,6 +55,7 @@ class _MemoryRows:
         self.lock = threading.Lock()  # a threaded server may share one process
 
     def get(self, key: tuple[str, bytes]) -> NDArray[np.float32] | None:
+        """The row of ``key``, now the most recently used, or None."""
         with self.lock:
             row = self.rows.get(key)
             if row is not None:
@@ -62,6 +63,7 @@ class _MemoryRows:
             return row
 
     def put(self, key: tuple[str, bytes], row: NDArray[np.float32]) -> None:
+        """Keep ``row``, dropping the least recently used rows past the budget."""
         with self.lock:
             if key in self.rows:
                 return
@@ -71,12 +73,13 @@ class _MemoryRows:
                 self.bytes -= self.rows.popitem(last=False)[1].nbytes
 
     def drop(self, file: str) -> None:
+        """Forget every row of the cache file ``file``."""
         with self.lock:
             for key in [k for k in self.rows if k[0] == file]:
                 self.bytes -= self.rows.pop(key).nbytes
 
 
-_MEMORY = _MemoryRows(MEMORY_MAX_BYTES)
+_MEMORY = MemoryRows(MEMORY_MAX_BYTES)
 
 
 class EmbeddingCache:

@@ -99,40 +99,59 @@ def train(
     """
     method = None if search is None else parse_enum(Search, search, "search")
     target, found_task, labels = _targets(X, y, task, tfidf=tfidf, augment=augment)
-    options = {
-        "tfidf": tfidf,
-        "ensemble": ensemble,
-        "representation": representation,
-        "head_params": head_params,
-        "class_weight": class_weight,
-        "cache": cache,
-        "precision": precision,
-    }
+    options = {"tfidf": tfidf, "ensemble": ensemble, "representation": representation}
+    options.update(head_params=head_params, class_weight=class_weight, cache=cache)
+    options["precision"] = precision
     estimator = _estimator(estimator, model, head, found_task, seed, options)
     metrics: dict[str, Any] = {"task": found_task.value, "n_train": len(X)}
-    rows = None
-    if augment is not None:
-        from featx.augment import augmenter
-
-        X, rows = augmenter(augment, seed=seed or 0).expand(list(X))
-        target = target[rows]
-        metrics["augment"] = {"methods": str(augment), "n_added": len(rows) - len(y)}
+    X, target, rows = _augmented(X, target, augment, seed, metrics)
     if method is None:
         fitted = clone(estimator).fit(X, target)
     else:
-        heads = list(head) if isinstance(head, list | tuple) else [head]
-        head_name = heads[0] if len(heads) == 1 and isinstance(heads[0], str) else None
         grid = param_grid or search_grid(
-            estimator, head_name, found_task, representation=search_representation
+            estimator, _head_name(head), found_task, representation=search_representation
         )
         searcher = _Searcher(method, found_task, cv, n_iter, seed, show_progress)
         fitted, metrics["search"] = searcher.run(estimator, grid, X, target, rows)
-    if labels and found_task is not Task.MULTILABEL:
+    return _predictor(fitted, found_task, labels, metrics, dev)
+
+
+def _predictor(
+    fitted: BaseEstimator,
+    task: Task,
+    labels: list[Any],
+    metrics: dict[str, Any],
+    dev: tuple[Any, Any] | None,
+) -> Predictor:
+    """The fitted estimator as a Predictor, labels in its order, scored on dev if given."""
+    if labels and task is not Task.MULTILABEL:
         labels = [to_plain(c) for c in fitted.classes_]
-    predictor = Predictor(fitted, found_task, labels, metrics=metrics)
+    predictor = Predictor(fitted, task, labels, metrics=metrics)
     if dev is not None:
         predictor.metrics["dev"] = evaluate(predictor, *dev).metrics
     return predictor
+
+
+def _augmented(
+    X: Any, target: Any, augment: Any, seed: int | None, metrics: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """Texts with their augmented copies, their targets and source rows (noted in metrics).
+
+    Without ``augment``: the texts and targets as they are, and no rows.
+    """
+    if augment is None:
+        return X, target, None
+    from featx.augment import augmenter
+
+    texts, rows = augmenter(augment, seed=seed or 0).expand(list(X))
+    metrics["augment"] = {"methods": str(augment), "n_added": len(rows) - len(X)}
+    return texts, target[rows], rows
+
+
+def _head_name(head: Any) -> str | None:
+    """The name of the one named head a search tunes (None for estimators or several)."""
+    heads = list(head) if isinstance(head, list | tuple) else [head]
+    return heads[0] if len(heads) == 1 and isinstance(heads[0], str) else None
 
 
 def _targets(

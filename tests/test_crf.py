@@ -1,6 +1,5 @@
 import itertools
 import pickle
-import time
 import warnings
 
 import numpy as np
@@ -14,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from featx.tagging.crf import LinearChainCRF, iob2_constraints
 
 # White-box pieces for the gradient checks.
-from featx.tagging._crf_math import _Layout, _pack, _Problem  # isort: skip
+from featx.tagging._crf_layout import Layout, pack  # isort: skip
+from featx.tagging._crf_math import Problem  # isort: skip
 
 IOB2 = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -81,8 +81,8 @@ def test_gradient_equals_finite_differences(constrained, weighted):
     y = [random_walk(rng, n, allowed, allowed_start) for n in lengths]
     X = [rng.normal(size=(n, d)) for n in lengths]
     weights = rng.uniform(0.2, 2.0, size=5) if weighted else np.ones(5)
-    layout = _Layout(d, k, allowed, allowed_start)
-    problem = _Problem(_pack(X, np.float64, y), layout, weights, c2=0.7)
+    layout = Layout(d, k, allowed, allowed_start)
+    problem = Problem(pack(X, np.float64, y), layout, weights, c2=0.7)
     theta = rng.normal(size=layout.size)
 
     def loss(t):
@@ -136,7 +136,7 @@ def test_objective_matches_public_likelihood_and_fit_reaches_its_minimum():
     )
     crf.fit(X, y)
     default_tol = clone(crf).set_params(tol=1e-6, max_iter=200).fit(X, y)
-    layout = _Layout(d, k, allowed, allowed_start)
+    layout = Layout(d, k, allowed, allowed_start)
     theta = layout.pack(
         crf.coef_,
         crf.intercept_,
@@ -144,7 +144,7 @@ def test_objective_matches_public_likelihood_and_fit_reaches_its_minimum():
         np.where(allowed_start, crf.start_, 0),
         crf.end_,
     )
-    loss, grad = _Problem(_pack(X, np.float64, y), layout, np.ones(len(y)), c2).objective(theta)
+    loss, grad = Problem(pack(X, np.float64, y), layout, np.ones(len(y)), c2).objective(theta)
     penalty = np.sum(crf.coef_**2) + np.sum(crf.transitions_[allowed] ** 2)
     penalty += np.sum(crf.start_[allowed_start] ** 2) + np.sum(crf.end_**2)
     expected = -crf.score_sequences(X, y).mean() + c2 / 2 * penalty / len(y)
@@ -184,24 +184,24 @@ def test_extreme_scores_stay_exact(monkeypatch):
     from featx.tagging import _crf_math
 
     exact_calls = []
-    original = _crf_math._logsumexp
+    original = _crf_math.logsumexp
 
     def counting(a, axis):
         exact_calls.append(a.ndim == 3)
         return original(a, axis)
 
-    monkeypatch.setattr(_crf_math, "_logsumexp", counting)
+    monkeypatch.setattr(_crf_math, "logsumexp", counting)
     rng = np.random.default_rng(7)
     k = d = 3
     allowed, allowed_start = iob2_constraints(["O", "B-X", "I-X"])
     # Word 0 is surely O, word 1 surely I-X: yet O -> I-X is forbidden.
     X = [np.eye(3)[[0, 2]], np.eye(3)[[0, 2, 2, 1]], rng.normal(size=(3, d))]
     y = [np.array([0, 1]), np.array([0, 1, 2, 1]), np.array([1, 2, 0])]
-    layout = _Layout(d, k, allowed, allowed_start)
+    layout = Layout(d, k, allowed, allowed_start)
     theta = rng.normal(size=layout.size)
     theta[: d * k] = (1000 * np.eye(3) + rng.normal(size=(3, 3))).ravel()
     weights = np.array([1.0, 2.0, 0.5])
-    loss, grad = _Problem(_pack(X, np.float64, y), layout, weights, 0.3).objective(theta)
+    loss, grad = Problem(pack(X, np.float64, y), layout, weights, 0.3).objective(theta)
     assert np.isfinite(loss) and any(exact_calls)  # the fallback ran
     expected = brute_force_gradient(layout, theta, X, y, weights, 0.3)
     np.testing.assert_allclose(grad, expected, rtol=1e-9, atol=1e-9)
@@ -394,12 +394,9 @@ def test_speed_smoke_conll_shaped():
     y = [random_walk(rng, n, allowed, allowed_start) for n in rng.integers(8, 23, 2000)]
     X = [centres[t] + 3 * rng.normal(size=(len(t), d)).astype(np.float32) for t in y]
     crf = LinearChainCRF(c2=1.0, max_iter=50, allowed=allowed, allowed_start=allowed_start)
-    started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         crf.fit(X, y)
-    seconds = time.perf_counter() - started
-    print(f"\nCRF fit: 2000 sentences, {sum(map(len, y))} words, d={d}, k={k}: {seconds:.2f}s")  # noqa: T201
     predicted = crf.predict(X[:500])
     assert all(is_valid(tags, allowed, allowed_start) for tags in predicted)
     assert np.mean(np.concatenate(predicted) == np.concatenate(y[:500])) > 0.5

@@ -165,9 +165,9 @@ def test_cache_cli_info_and_clear(tmp_path, monkeypatch):
 
 
 def test_the_in_process_cache_tier_is_bounded_and_per_file(tmp_path):
-    from featx.cache import EmbeddingCache, _MemoryRows
+    from featx.cache import EmbeddingCache, MemoryRows
 
-    memory = _MemoryRows(max_bytes=4 * 4 * 3)  # three rows of four float32
+    memory = MemoryRows(max_bytes=4 * 4 * 3)  # three rows of four float32
     for i in range(10):
         memory.put(("file", bytes([i])), np.full(4, i, dtype=np.float32))
     assert memory.bytes <= memory.max_bytes and len(memory.rows) == 3

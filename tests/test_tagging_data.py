@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -77,15 +76,12 @@ CONLL2003 = {
 @pytest.mark.parametrize("split", list(CONLL2003))
 def test_conll2003_counts(conll2003_dir: Path, split: str) -> None:
     n_sentences, n_tokens, n_entities = CONLL2003[split]
-    start = time.perf_counter()
     sentences = read_conll(conll2003_dir / f"{split}.txt")
-    elapsed = time.perf_counter() - start
     assert len(sentences) == n_sentences
     assert sum(len(s.words) for s in sentences) == n_tokens
     counts = Counter(e.label for s in sentences for e in entities(s.tags))
     assert dict(counts) == n_entities
     assert all(s.words and s.text is None and s.spans is None for s in sentences)
-    assert elapsed < 5.0, f"reading {split} took {elapsed:.1f}s"
 
 
 def test_conll2003_first_sentences_and_lines(conll2003_dir: Path) -> None:

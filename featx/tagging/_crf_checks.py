@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from featx.tagging._crf_math import Float
+from featx.tagging._crf_layout import Float
 
 
-def _check_params(c2: Any, max_iter: Any, tol: Any) -> None:
+def check_params(c2: Any, max_iter: Any, tol: Any) -> None:
     """Reject parameter values that cannot train, naming the valid range."""
     if not (isinstance(c2, int | float | np.number) and np.isfinite(c2)) or c2 < 0:
         raise ValueError(f"c2 must be a finite number >= 0, got {c2!r}.")
@@ -27,7 +27,7 @@ def _check_params(c2: Any, max_iter: Any, tol: Any) -> None:
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}.")
 
 
-def _resolve_n_tags(
+def resolve_n_tags(
     n_tags: int | None, tags: list[NDArray[np.intp]], allowed: Any, allowed_start: Any
 ) -> int:
     """``k`` from ``n_tags``, else the constraints, else the largest tag + 1."""
@@ -41,11 +41,11 @@ def _resolve_n_tags(
             n_tags = top + 1
     if isinstance(n_tags, bool) or not isinstance(n_tags, int | np.integer) or n_tags < 1:
         raise ValueError(f"n_tags must be an int >= 1, got {n_tags!r}.")
-    _check_tag_range(tags, int(n_tags))
+    check_tag_range(tags, int(n_tags))
     return int(n_tags)
 
 
-def _check_X(
+def check_X(
     X: Any, *, n_features: int | None, allow_empty: bool
 ) -> tuple[list[NDArray[Any]], type[Float]]:
     """Sentences as 2-D arrays of one width, all finite; the dtype to compute in."""
@@ -92,7 +92,7 @@ def _check_X(
     return sentences, np.float64 if all64 else np.float32
 
 
-def _check_y(y: Any, sentences: list[NDArray[Any]]) -> list[NDArray[np.intp]]:
+def check_y(y: Any, sentences: list[NDArray[Any]]) -> list[NDArray[np.intp]]:
     """Tag arrays of integers, one per sentence and one per word."""
     if isinstance(y, str) or (isinstance(y, np.ndarray) and y.ndim < 2 and y.dtype != object):
         raise TypeError(
@@ -124,7 +124,7 @@ def _check_y(y: Any, sentences: list[NDArray[Any]]) -> list[NDArray[np.intp]]:
     return out
 
 
-def _check_tag_range(tags: list[NDArray[np.intp]], k: int) -> None:
+def check_tag_range(tags: list[NDArray[np.intp]], k: int) -> None:
     """Every tag is in ``0..k-1``."""
     for i, t in enumerate(tags):
         bad = np.nonzero((t < 0) | (t >= k))[0]
@@ -135,7 +135,7 @@ def _check_tag_range(tags: list[NDArray[np.intp]], k: int) -> None:
             )
 
 
-def _check_constraints(
+def check_constraints(
     allowed: Any, allowed_start: Any, k: int
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Constraint masks of the right shape that admit tag sequences of every length."""
@@ -169,7 +169,7 @@ def _check_constraints(
     return allowed, allowed_start
 
 
-def _check_gold(
+def check_gold(
     tags: list[NDArray[np.intp]], allowed: NDArray[np.bool_], allowed_start: NDArray[np.bool_]
 ) -> None:
     """Every gold sequence obeys the constraints (else its likelihood is 0)."""
@@ -197,7 +197,7 @@ def _check_gold(
         )
 
 
-def _check_sample_weight(sample_weight: Any, n: int) -> NDArray[np.float64]:
+def check_sample_weight(sample_weight: Any, n: int) -> NDArray[np.float64]:
     """One finite, non-negative weight per sentence, not all zero."""
     if sample_weight is None:
         return np.ones(n)

@@ -1,106 +1,16 @@
 """The numerical core of :class:`~featx.tagging.crf.LinearChainCRF`, in numpy.
 
-Sentences are sorted by length and stored time-major ("packed"): the sentences still
-running at step ``t`` are a prefix of the batch, so every time step is a few array
-operations on that prefix, with no padding and no masks. On that layout run the
-forward-backward algorithm in log space, Viterbi decoding, the log-likelihood of given
-tag sequences, and the training objective with its gradient.
+On the packed layout of :mod:`~featx.tagging._crf_layout` (sentences sorted by length,
+stored time-major) run the forward-backward algorithm in log space, Viterbi decoding, the
+log-likelihood of given tag sequences, and the training objective with its gradient.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
-# Scores of forbidden transitions and starts. A finite stand-in for -inf: exp() of it is
-# exactly 0, yet sums and differences never produce nan (and 0 * _NEG is 0).
-_NEG = -1e30
-
-Float = np.float32 | np.float64
-
-
-# -- packed sentences ---------------------------------------------------------------------
-
-
-@dataclass
-class _Packed:
-    """Sentences sorted by length, longest first, with their words stored time-major.
-
-    Step ``t`` occupies rows ``offsets[t]:offsets[t] + n_active[t]``, one per sentence
-    that is still running, in rank order; so the sentence of rank ``r`` holds rows
-    ``offsets[t] + r`` for ``t < lengths[r]``.
-    """
-
-    X: NDArray[Any]  # (n_words, d) features, packed
-    y: NDArray[np.intp] | None  # (n_words,) gold tags, packed
-    order: NDArray[np.intp]  # order[r]: the input index of the sentence of rank r
-    lengths: NDArray[np.intp]  # lengths[i]: words in input sentence i
-    n_active: NDArray[np.intp]  # (n_steps,) sentences running at each step
-    offsets: NDArray[np.intp]  # (n_steps + 1,) first row of each step
-    row_rank: NDArray[np.intp]  # (n_words,) rank of each row's sentence
-    prev_row: NDArray[np.intp]  # (n_words,) row of the previous word, -1 at t = 0
-    last: NDArray[np.intp]  # (n_nonempty,) row of each ranked sentence's last word
-    order_words: NDArray[np.intp]  # row of each word, words in input order
-
-    @property
-    def n_words(self) -> int:
-        """Words in all sentences."""
-        return int(self.row_rank.size)
-
-    @property
-    def n_sentences(self) -> int:
-        """Sentences, empty ones included."""
-        return int(self.lengths.size)
-
-    @property
-    def n_nonempty(self) -> int:
-        """Sentences with at least one word (they hold the first ranks)."""
-        return int(self.n_active[0]) if self.n_active.size else 0
-
-    def unpack(self, values: NDArray[Any]) -> list[NDArray[Any]]:
-        """Per-row values back into one array per input sentence, in input order."""
-        flat = values[self.order_words]
-        return np.split(flat, np.cumsum(self.lengths)[:-1])
-
-
-def _pack(
-    sentences: list[NDArray[Any]], dtype: type[Float], tags: list[NDArray[np.intp]] | None = None
-) -> _Packed:
-    """Copy the sentences (and tags) into the time-major layout of :class:`_Packed`."""
-    lengths = np.array([x.shape[0] for x in sentences], dtype=np.intp)
-    order = np.argsort(-lengths, kind="stable").astype(np.intp)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    n_steps = int(lengths.max())
-    at_least = np.cumsum(np.bincount(lengths, minlength=n_steps + 1)[::-1])[::-1]
-    n_active = at_least[1:].astype(np.intp)  # sentences longer than t
-    offsets = np.concatenate([[0], np.cumsum(n_active)]).astype(np.intp)
-    n_words = int(offsets[-1])
-    step = np.repeat(np.arange(n_steps), n_active)
-    row_rank = np.arange(n_words) - offsets[step]
-    prev_row = np.where(step > 0, offsets[np.maximum(step - 1, 0)] + row_rank, -1)
-    ranked_lengths = lengths[order[: n_active[0] if n_steps else 0]]
-    last = offsets[ranked_lengths - 1] + np.arange(ranked_lengths.size)
-
-    X = np.empty((n_words, sentences[0].shape[1]), dtype=dtype)
-    y = np.empty(n_words, dtype=np.intp) if tags is not None else None
-    order_words = np.empty(n_words, dtype=np.intp)
-    start = 0
-    for i, x in enumerate(sentences):
-        rows = offsets[: x.shape[0]] + rank[i]
-        X[rows] = x
-        if y is not None and tags is not None:
-            y[rows] = tags[i]
-        order_words[start : start + x.shape[0]] = rows
-        start += x.shape[0]
-    return _Packed(X, y, order, lengths, n_active, offsets, row_rank, prev_row, last, order_words)
-
-
-# -- the model ----------------------------------------------------------------------------
-
+from featx.tagging._crf_layout import NEG, Layout, Packed
 
 # Below this, a sum of shifted exponentials may have lost terms to underflow, so the
 # (rare) rows concerned are redone exactly, term by term.
@@ -109,7 +19,7 @@ _TINY = 1e-250
 _HUGE_LOG = 600.0
 
 
-def _logsumexp(a: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+def logsumexp(a: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
     """``log(sum(exp(a), axis))``, stable; overwrites ``a``."""
     top = a.max(axis=axis, keepdims=True)
     a -= top
@@ -131,7 +41,7 @@ class _Steps:
 
     def __init__(self, transitions: NDArray[np.float64]) -> None:
         self.transitions = transitions
-        allowed = transitions > _NEG / 2
+        allowed = transitions > NEG / 2
         # Tags with an allowed predecessor, and with an allowed successor.
         self.has_into: NDArray[np.bool_] = np.asarray(allowed.any(axis=0))
         self.has_out: NDArray[np.bool_] = np.asarray(allowed.any(axis=1))
@@ -164,21 +74,21 @@ class _Steps:
         exact_terms: NDArray[np.float64],
         axis: int,
     ) -> NDArray[np.float64]:
-        """Logs of the scaled sums, with dead tags at ``_NEG`` and underflowed rows redone."""
+        """Logs of the scaled sums, with dead tags at ``NEG`` and underflowed rows redone."""
         weak = (total[:, live] < _TINY).any(axis=1)
         with np.errstate(divide="ignore"):  # log(0) of dead tags, overwritten below
             out = np.log(total)
         out += top
         out += shift
-        out[:, ~live] = _NEG
+        out[:, ~live] = NEG
         if weak.any():
-            out[weak] = _logsumexp(exact_terms[weak] + self.transitions, axis)
+            out[weak] = logsumexp(exact_terms[weak] + self.transitions, axis)
         return out
 
 
-def _forward(
+def forward(
     emissions: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
     transitions: NDArray[np.float64],
     start: NDArray[np.float64],
     end: NDArray[np.float64],
@@ -194,13 +104,13 @@ def _forward(
         n = active[t]
         prev = alpha[off[t - 1] : off[t - 1] + n]
         alpha[off[t] : off[t] + n] = emissions[off[t] : off[t] + n] + steps.into(prev)
-    log_z = _logsumexp(alpha[packed.last] + end, 1)
+    log_z = logsumexp(alpha[packed.last] + end, 1)
     return alpha, log_z
 
 
-def _backward(
+def backward(
     emissions: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
     transitions: NDArray[np.float64],
     end: NDArray[np.float64],
 ) -> NDArray[np.float64]:
@@ -222,7 +132,7 @@ def _pair_counts(
     beta: NDArray[np.float64],
     log_z: NDArray[np.float64],
     transitions: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
     weights: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Expected transition counts, ``sum_i w_i sum_t p(y_{t-1} = a, y_t = b | x_i)``.
@@ -255,11 +165,11 @@ def _pair_counts(
     return counts
 
 
-def _node_marginals(
+def node_marginals(
     alpha: NDArray[np.float64],
     beta: NDArray[np.float64],
     log_z: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
 ) -> NDArray[np.float64]:
     """``p(y_t = j | x)`` per row."""
     marginals = alpha + beta
@@ -267,9 +177,9 @@ def _node_marginals(
     return np.exp(marginals, out=marginals)
 
 
-def _viterbi(
+def viterbi(
     emissions: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
     transitions: NDArray[np.float64],
     start: NDArray[np.float64],
     end: NDArray[np.float64],
@@ -300,16 +210,16 @@ def _viterbi(
     return tags
 
 
-def _log_likelihood(
+def log_likelihood(
     emissions: NDArray[np.float64],
-    packed: _Packed,
+    packed: Packed,
     transitions: NDArray[np.float64],
     start: NDArray[np.float64],
     end: NDArray[np.float64],
     tags: list[NDArray[np.intp]],
 ) -> NDArray[np.float64]:
     """``log p(y_i | x_i)`` per input sentence: ``-inf`` where forbidden, 0 when empty."""
-    _, log_z = _forward(emissions, packed, transitions, start, end)
+    _, log_z = forward(emissions, packed, transitions, start, end)
     gold = np.concatenate([np.zeros(0, dtype=np.intp), *tags])
     gold_packed = np.empty_like(gold)
     gold_packed[packed.order_words] = gold
@@ -321,66 +231,21 @@ def _log_likelihood(
     rank = packed.row_rank
     score = np.bincount(rank, word + step, packed.n_nonempty).astype(np.float64)
     score += end[gold_packed[packed.last]]
-    forbidden = np.bincount(rank, weights=step <= _NEG / 2, minlength=packed.n_nonempty)
+    forbidden = np.bincount(rank, weights=step <= NEG / 2, minlength=packed.n_nonempty)
     log_p = np.where(forbidden > 0, -np.inf, score - log_z)
     out = np.zeros(packed.n_sentences)
     out[packed.order[: packed.n_nonempty]] = log_p
     return out
 
 
-class _Layout:
-    """Where each parameter sits in L-BFGS's flat vector (forbidden entries left out)."""
-
-    def __init__(
-        self, d: int, k: int, allowed: NDArray[np.bool_], allowed_start: NDArray[np.bool_]
-    ) -> None:
-        self.d, self.k = d, k
-        self.allowed, self.allowed_start = allowed, allowed_start
-        sizes = [d * k, k, int(allowed.sum()), int(allowed_start.sum()), k]
-        self.bounds = np.cumsum([0, *sizes])
-        self.size = int(self.bounds[-1])
-        # Everything but the intercept is penalised.
-        self.penalised = np.ones(self.size, dtype=bool)
-        self.penalised[self.bounds[1] : self.bounds[2]] = False
-
-    def unpack(self, theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-        """``(coef, intercept, transitions, start, end)``, forbidden entries at ``_NEG``."""
-        b = self.bounds
-        coef = theta[b[0] : b[1]].reshape(self.d, self.k)
-        transitions = np.full((self.k, self.k), _NEG)
-        transitions[self.allowed] = theta[b[2] : b[3]]
-        start = np.full(self.k, _NEG)
-        start[self.allowed_start] = theta[b[3] : b[4]]
-        return coef, theta[b[1] : b[2]].copy(), transitions, start, theta[b[4] : b[5]].copy()
-
-    def pack(
-        self,
-        coef: NDArray[np.float64],
-        intercept: NDArray[np.float64],
-        transitions: NDArray[np.float64],
-        start: NDArray[np.float64],
-        end: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
-        """The flat vector of these parameters (or their gradients)."""
-        return np.concatenate(
-            [
-                np.ravel(coef),
-                intercept,
-                transitions[self.allowed],
-                start[self.allowed_start],
-                end,
-            ]
-        ).astype(np.float64)
-
-
-class _Problem:
+class Problem:
     """The training objective and its gradient, for ``scipy.optimize.minimize``."""
 
     def __init__(
-        self, packed: _Packed, layout: _Layout, weights: NDArray[np.float64], c2: float
+        self, packed: Packed, layout: Layout, weights: NDArray[np.float64], c2: float
     ) -> None:
         if packed.y is None:
-            raise ValueError("_Problem needs sentences packed with their tags.")
+            raise ValueError("Problem needs sentences packed with their tags.")
         self.packed, self.layout, self.c2 = packed, layout, c2
         self.y = y = packed.y
         k = layout.k
@@ -404,8 +269,8 @@ class _Problem:
         coef, intercept, transitions, start, end = layout.unpack(theta)
         emissions = (packed.X @ coef.astype(packed.X.dtype)).astype(np.float64)
         emissions += intercept
-        alpha, log_z = _forward(emissions, packed, transitions, start, end)
-        beta = _backward(emissions, packed, transitions, end)
+        alpha, log_z = forward(emissions, packed, transitions, start, end)
+        beta = backward(emissions, packed, transitions, end)
         gold = (
             self.row_weight @ emissions[self.rows, y]
             + np.sum(self.gold_transitions * transitions)
@@ -414,7 +279,7 @@ class _Problem:
         )
         loss = float(self.rank_weight @ log_z - gold)
 
-        marginals = _node_marginals(alpha, beta, log_z, packed)
+        marginals = node_marginals(alpha, beta, log_z, packed)
         n0 = packed.n_nonempty
         grad_start = self.rank_weight @ marginals[:n0] - self.gold_start
         grad_end = self.rank_weight @ marginals[packed.last] - self.gold_end

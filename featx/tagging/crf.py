@@ -29,27 +29,23 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from featx.tagging._crf_checks import (
-    _check_constraints,
-    _check_gold,
-    _check_params,
-    _check_sample_weight,
-    _check_tag_range,
-    _check_X,
-    _check_y,
-    _resolve_n_tags,
+    check_constraints,
+    check_gold,
+    check_params,
+    check_sample_weight,
+    check_tag_range,
+    check_X,
+    check_y,
+    resolve_n_tags,
 )
+from featx.tagging._crf_layout import NEG, Float, Layout, Packed, pack
 from featx.tagging._crf_math import (
-    _NEG,
-    Float,
-    _backward,
-    _forward,
-    _Layout,
-    _log_likelihood,
-    _node_marginals,
-    _pack,
-    _Packed,
-    _Problem,
-    _viterbi,
+    Problem,
+    backward,
+    forward,
+    log_likelihood,
+    node_marginals,
+    viterbi,
 )
 
 logger = logging.getLogger(__name__)
@@ -182,39 +178,22 @@ class LinearChainCRF(BaseEstimator):
             ValueError: For bad parameters, malformed or non-finite ``X``, tags out of range,
                 empty sentences, bad constraints, or gold tags the constraints forbid.
         """
-        _check_params(self.c2, self.max_iter, self.tol)
-        sentences, dtype = _check_X(X, n_features=None, allow_empty=False)
-        tags = _check_y(y, sentences)
-        k = _resolve_n_tags(n_tags, tags, self.allowed, self.allowed_start)
-        allowed, allowed_start = _check_constraints(self.allowed, self.allowed_start, k)
-        _check_gold(tags, allowed, allowed_start)
-        weights = _check_sample_weight(sample_weight, len(sentences))
+        check_params(self.c2, self.max_iter, self.tol)
+        sentences, dtype = check_X(X, n_features=None, allow_empty=False)
+        tags = check_y(y, sentences)
+        k = resolve_n_tags(n_tags, tags, self.allowed, self.allowed_start)
+        allowed, allowed_start = check_constraints(self.allowed, self.allowed_start, k)
+        check_gold(tags, allowed, allowed_start)
+        weights = check_sample_weight(sample_weight, len(sentences))
         d = sentences[0].shape[1]
 
-        packed = _pack(sentences, dtype, tags)
-        layout = _Layout(d, k, allowed, allowed_start)
-        problem = _Problem(packed, layout, weights, float(self.c2))
+        packed = pack(sentences, dtype, tags)
+        layout = Layout(d, k, allowed, allowed_start)
+        problem = Problem(packed, layout, weights, float(self.c2))
         del sentences  # the packed copy is all that training needs
 
         started = time.perf_counter()
-        iteration = itertools.count(1)
-
-        def log_iteration(intermediate_result: OptimizeResult) -> None:
-            logger.info(
-                "LinearChainCRF iteration %d: objective %.6f (%.1fs)",
-                next(iteration),
-                intermediate_result.fun,
-                time.perf_counter() - started,
-            )
-
-        result = minimize(
-            problem.objective,
-            np.zeros(layout.size),
-            jac=True,
-            method="L-BFGS-B",
-            callback=log_iteration if self.verbose else None,
-            options={"maxiter": int(self.max_iter), "gtol": self.tol, "ftol": self.tol},
-        )
+        result = self._minimize(problem, layout.size, started)
         coef, intercept, transitions, start, end = layout.unpack(result.x)
         self.coef_ = coef.copy()
         self.intercept_ = intercept
@@ -259,12 +238,12 @@ class LinearChainCRF(BaseEstimator):
             ValueError: If ``X`` is malformed, non-finite or has the wrong number of features.
         """
         check_is_fitted(self)
-        sentences, dtype = _check_X(X, n_features=self.n_features_in_, allow_empty=True)
+        sentences, dtype = check_X(X, n_features=self.n_features_in_, allow_empty=True)
         if not sentences:
             return []
         packed, emissions = self._emissions(sentences, dtype)
         transitions, start = self._scores()
-        best = _viterbi(emissions, packed, transitions, start, self.end_)
+        best = viterbi(emissions, packed, transitions, start, self.end_)
         return packed.unpack(best)
 
     def predict_marginals(self, X: Sequence[NDArray[Any]]) -> list[NDArray[np.float64]]:
@@ -280,14 +259,14 @@ class LinearChainCRF(BaseEstimator):
             ValueError: If ``X`` is malformed, non-finite or has the wrong number of features.
         """
         check_is_fitted(self)
-        sentences, dtype = _check_X(X, n_features=self.n_features_in_, allow_empty=True)
+        sentences, dtype = check_X(X, n_features=self.n_features_in_, allow_empty=True)
         if not sentences:
             return []
         packed, emissions = self._emissions(sentences, dtype)
         transitions, start = self._scores()
-        alpha, log_z = _forward(emissions, packed, transitions, start, self.end_)
-        beta = _backward(emissions, packed, transitions, self.end_)
-        return packed.unpack(_node_marginals(alpha, beta, log_z, packed))
+        alpha, log_z = forward(emissions, packed, transitions, start, self.end_)
+        beta = backward(emissions, packed, transitions, self.end_)
+        return packed.unpack(node_marginals(alpha, beta, log_z, packed))
 
     def score_sequences(
         self, X: Sequence[NDArray[Any]], y: Sequence[NDArray[np.integer[Any]]]
@@ -306,14 +285,14 @@ class LinearChainCRF(BaseEstimator):
             ValueError: If ``X`` or ``y`` is malformed, or a tag is out of range.
         """
         check_is_fitted(self)
-        sentences, dtype = _check_X(X, n_features=self.n_features_in_, allow_empty=True)
-        tags = _check_y(y, sentences)
-        _check_tag_range(tags, self.n_tags_)
+        sentences, dtype = check_X(X, n_features=self.n_features_in_, allow_empty=True)
+        tags = check_y(y, sentences)
+        check_tag_range(tags, self.n_tags_)
         if not sentences:
             return np.zeros(0)
         packed, emissions = self._emissions(sentences, dtype)
         transitions, start = self._scores()
-        return _log_likelihood(emissions, packed, transitions, start, self.end_, tags)
+        return log_likelihood(emissions, packed, transitions, start, self.end_, tags)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -323,17 +302,41 @@ class LinearChainCRF(BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _minimize(self, problem: Problem, n_params: int, started: float) -> OptimizeResult:
+        """Run L-BFGS-B from all-zero parameters; with ``verbose``, log every iteration.
+
+        Each iteration's log line shows the seconds since ``started``.
+        """
+        iteration = itertools.count(1)
+
+        def log_iteration(intermediate_result: OptimizeResult) -> None:
+            logger.info(
+                "LinearChainCRF iteration %d: objective %.6f (%.1fs)",
+                next(iteration),
+                intermediate_result.fun,
+                time.perf_counter() - started,
+            )
+
+        return minimize(
+            problem.objective,
+            np.zeros(n_params),
+            jac=True,
+            method="L-BFGS-B",
+            callback=log_iteration if self.verbose else None,
+            options={"maxiter": int(self.max_iter), "gtol": self.tol, "ftol": self.tol},
+        )
+
     def _scores(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Transition and start scores with forbidden entries at the finite ``_NEG``."""
-        transitions = np.where(self.allowed_, self.transitions_, _NEG)
-        start = np.where(self.allowed_start_, self.start_, _NEG)
+        """Transition and start scores with forbidden entries at the finite ``NEG``."""
+        transitions = np.where(self.allowed_, self.transitions_, NEG)
+        start = np.where(self.allowed_start_, self.start_, NEG)
         return transitions, start
 
     def _emissions(
         self, sentences: list[NDArray[Any]], dtype: type[Float]
-    ) -> tuple[_Packed, NDArray[np.float64]]:
+    ) -> tuple[Packed, NDArray[np.float64]]:
         """Pack the sentences and score every word, ``X @ coef_ + intercept_``, in one matmul."""
-        packed = _pack(sentences, dtype)
+        packed = pack(sentences, dtype)
         emissions = (packed.X @ self.coef_.astype(dtype)).astype(np.float64)
         emissions += self.intercept_
         return packed, emissions
