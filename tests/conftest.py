@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models of every family, exported once per session."""
+"""Shared fixtures: tiny random models of every family, exported once per session, and the
+shared evaluation data (``FEATX_DATA_DIR``, else ``../shared/data`` beside the checkout)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ CORPUS = [
     "naïve café —東京 ünïcödé 1 2 3",
 ]
 FAMILIES = ("bert", "roberta", "distilbert", "gpt2")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_path(*parts: str) -> Path:
+    """A path in the shared evaluation data: ``$FEATX_DATA_DIR``, else ../shared/data."""
+    root = os.environ.get("FEATX_DATA_DIR") or REPO.parent / "shared" / "data"
+    return Path(root).joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """``shared_data("conll2003", "train.txt")``: the path, or a skip that names it."""
+
+    def need(*parts: str) -> Path:
+        path = data_path(*parts)
+        if not path.exists():
+            pytest.skip(f"{path} is not here: the shared evaluation data (set FEATX_DATA_DIR)")
+        return path
+
+    return need
+
+
 MAX_POSITIONS = 64
 
 

@@ -3,10 +3,10 @@
 import csv
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import data_path
 
 import featx
 from featx.artifact import Artifact
@@ -15,7 +15,6 @@ from featx.exporter.parity import cosine_rows
 
 pytestmark = pytest.mark.real
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEXTS = [
     "A man is playing a guitar.",
     "A woman is slicing an onion.",
@@ -101,9 +100,9 @@ def test_truncation_is_reported(fp32):
 
 
 def _stsb(split: str) -> tuple[list[str], list[str], list[float]]:
-    path = DATA / "stsb" / f"{split}.tsv"
+    path = data_path("stsb", f"{split}.tsv")
     if not path.is_file():
-        pytest.skip(f"{path} is not here (shared evaluation data)")
+        pytest.skip(f"{path} is not here: the shared evaluation data (set FEATX_DATA_DIR)")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
     return [r[0] for r in rows], [r[1] for r in rows], [float(r[2]) for r in rows]

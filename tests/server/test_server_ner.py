@@ -4,7 +4,6 @@ on loopback; entities equal Tagger.predict, offsets map back, every error says w
 import json
 import threading
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from server import create_app
 
 pytestmark = pytest.mark.real
 
-CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 TEXTS = [
     "Peter Blackburn lives in Paris.",
     "EU rejects German call to boycott British lamb.",
@@ -31,8 +29,8 @@ WORDS = [
 
 
 @pytest.fixture(scope="module")
-def tagger_path(real_artifact, tmp_path_factory):
-    sentences = read_sentences(CONLL / "train.txt")[:300]
+def tagger_path(real_artifact, tmp_path_factory, shared_data):
+    sentences = read_sentences(shared_data("conll2003", "train.txt"))[:300]
     out = tmp_path_factory.mktemp("ner") / "tagger"
     train_ner(
         [s.words for s in sentences],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real, pytest.mark.browser]
 
 MODEL = "playground"  # a name of our own: /readyz proves the server on the port is ours
 N_SAMPLES = 4  # the sample texts in server/playground.html

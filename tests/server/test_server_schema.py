@@ -4,8 +4,6 @@ Every generated request, valid or not, must get a documented status and never a 
 every response must match the documented schema.
 """
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -47,18 +45,17 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
-CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 
 
 @pytest.fixture(scope="module")
-def app(real_artifact, tmp_path_factory):
+def app(real_artifact, tmp_path_factory, shared_data):
     texts = ["a great movie", "a terrible film", "i love it", "i hate it"] * 3
     labels = ["pos", "neg", "pos", "neg"] * 3
     folder = tmp_path_factory.mktemp("schema")
     head = featx.train(texts, labels, model=str(real_artifact), cache=False)
     sentiment = head.save(folder / "sentiment")
     # A small real tagger (~10 s), so that POST /ner can answer 200.
-    sentences = read_sentences(CONLL / "train.txt")[:100]
+    sentences = read_sentences(shared_data("conll2003", "train.txt"))[:100]
     train_ner(
         [s.words for s in sentences],
         [s.tags for s in sentences],

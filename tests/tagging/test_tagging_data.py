@@ -25,12 +25,8 @@ TYPES = ["PER", "LOC", "ORG", "MISC"]
 
 
 @pytest.fixture(scope="module")
-def conll2003_dir() -> Path:
-    # The repository is /work/main and the shared data /work/shared.
-    path = Path(__file__).parents[2] / "shared" / "data" / "conll2003"
-    if not (path / "train.txt").is_file():
-        pytest.fail(f"CoNLL-2003 copy not found at {path}; the shared data must be present.")
-    return path
+def conll2003_dir(shared_data) -> Path:
+    return shared_data("conll2003", "train.txt").parent
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

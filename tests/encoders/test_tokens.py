@@ -91,6 +91,7 @@ def test_alignment_is_exact_on_every_family(encoders, family):
         _check_alignment(tokenizer, text, spans, onnx.spec.fallback_id)
 
 
+@pytest.mark.real
 def test_alignment_is_exact_on_the_default_model(real_artifact):
     encoder = featx.load(real_artifact)
     tokenizer = encoder.word_tokenizer()

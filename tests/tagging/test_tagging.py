@@ -1,7 +1,6 @@
 """Named-entity tagging end to end: features, CRF tagger, artifacts, fine-tuning, CLI."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from featx.tagging import Tagger, TokenEmbedder, read_sentences, train_ner
 from featx.tagging.features import SHAPES, with_context, word_shapes
 from featx.tagging.tags import entities
 
-CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
 WORDS = "the a cat dog man woman guitar food market movie film stock text model".split()
 
 
@@ -52,11 +50,13 @@ def tiny_tagger(tiny_artifacts, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def conll_files(tmp_path_factory):
+def conll_files(tmp_path_factory, shared_data):
     """The first CoNLL-2003 sentences, as small train/dev/test files."""
     root = tmp_path_factory.mktemp("conll")
     for split, n in (("train", 300), ("dev", 120), ("test", 120)):
-        blocks = (CONLL / f"{split}.txt").read_text(encoding="utf-8").split("\n\n")[:n]
+        blocks = (
+            shared_data("conll2003", f"{split}.txt").read_text(encoding="utf-8").split("\n\n")[:n]
+        )
         (root / f"{split}.txt").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
     return root
 
@@ -220,6 +220,7 @@ def test_finetuned_tagger_on_every_family(tiny_model_dirs, tmp_path, family):
     assert len(tagger.predict_tags(X[:3])) == 3
 
 
+@pytest.mark.real
 def test_real_model_on_conll_cli(real_artifact, conll_files, tmp_path):
     runner = CliRunner()
     out = tmp_path / "ner"
