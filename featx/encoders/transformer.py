@@ -9,8 +9,8 @@ backends (ONNX Runtime, torch) implement only :meth:`TransformerEncoder.forward`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -142,16 +142,7 @@ class TransformerEncoder(ABC):
             TypeError: If ``texts`` is a bare string or holds a non-string.
             ValueError: If an option is unknown or out of range.
         """
-        result = encode_texts(
-            self,
-            texts,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            show_progress=show_progress,
-            overrides=representation,
-        )
-        warn_truncation(result, self.max_length, stacklevel=3)
-        return result
+        return self._encoded(texts, batch_size, max_tokens, show_progress, representation)
 
     def encode(
         self,
@@ -166,6 +157,19 @@ class TransformerEncoder(ABC):
 
         Takes the same arguments as :meth:`encode_with_info`.
         """
+        return self._encoded(
+            texts, batch_size, max_tokens, show_progress, representation
+        ).embeddings
+
+    def _encoded(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None,
+        max_tokens: int | None,
+        show_progress: bool | None,
+        representation: Mapping[str, Any],
+    ) -> EncodeResult:
+        """Run the sentence pipeline; warn, at the caller of encode(), of truncated texts."""
         result = encode_texts(
             self,
             texts,
@@ -174,8 +178,8 @@ class TransformerEncoder(ABC):
             show_progress=show_progress,
             overrides=representation,
         )
-        warn_truncation(result, self.max_length, stacklevel=3)
-        return result.embeddings
+        warn_truncation(result, self.max_length, stacklevel=4)
+        return result
 
     def count_tokens(self, texts: Sequence[str]) -> NDArray[np.int64]:
         """Token counts of ``texts``, special tokens included, before truncation."""

@@ -37,6 +37,12 @@ LABELS = ["pos"] * 12 + ["neg"] * 12
 FAST = {"lr": 3e-3, "head_lr": 1e-2, "warmup": 0.0, "batch_size": 8, "patience": None}
 
 
+def _tune(model: Any, out: Path, *, X: Any = TEXTS, y: Any = LABELS, **overrides: Any) -> Any:
+    """``finetune`` on the toy data with the fast settings, quietly."""
+    settings = {**FAST, **overrides}
+    return finetune(X, y, model=str(model), out=out, show_progress=False, **settings)
+
+
 def _weights(folder: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for file in sorted(folder.glob("*.safetensors")):
@@ -62,17 +68,7 @@ def test_each_family_fine_tunes_exports_and_keeps_frozen_weights_identical(
 ) -> None:
     source = tiny_model_dirs[family]
     out = tmp_path / "ft"
-    result = finetune(
-        TEXTS,
-        LABELS,
-        model=str(source),
-        out=out,
-        dev=(TEXTS, LABELS),
-        train_layers=1,
-        epochs=2,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(source, out, dev=(TEXTS, LABELS), train_layers=1, epochs=2)
     # A normal artifact: a predictor, an encoder, the Hugging Face folder, a report.
     predictor = Predictor.load(out)
     assert predictor.labels == ["neg", "pos"]
@@ -100,16 +96,12 @@ def test_each_family_fine_tunes_exports_and_keeps_frozen_weights_identical(
 
 
 def test_a_tiny_model_learns_the_toy_task(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
-    result = finetune(
-        TEXTS,
-        LABELS,
-        model=str(tiny_model_dirs["bert"]),
-        out=tmp_path / "ft",
+    result = _tune(
+        tiny_model_dirs["bert"],
+        tmp_path / "ft",
         dev=(TEXTS, LABELS),
         train_layers="all",
         epochs=12,
-        show_progress=False,
-        **FAST,
     )
     assert result.report["best"]["accuracy"] == 1.0
     # The exported artifact (ONNX + numpy head) predicts what the torch model did.
@@ -124,16 +116,7 @@ def test_head_only_leaves_the_whole_encoder_identical(
     tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     source = tiny_model_dirs["distilbert"]
-    result = finetune(
-        TEXTS,
-        LABELS,
-        model=str(source),
-        out=tmp_path / "ft",
-        train_layers=0,
-        epochs=3,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(source, tmp_path / "ft", train_layers=0, epochs=3)
     before, after = _weights(source), _weights(tmp_path / "ft" / "hf")
     assert before.keys() == after.keys()
     for name in before:
@@ -146,18 +129,7 @@ def test_the_numpy_head_equals_the_torch_head(
     hidden: tuple[int, ...], tiny_model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "ft"
-    finetune(
-        TEXTS,
-        LABELS,
-        model=str(tiny_model_dirs["bert"]),
-        out=out,
-        train_layers=1,
-        epochs=2,
-        hidden=hidden,
-        autocast="fp32",
-        show_progress=False,
-        **FAST,
-    )
+    _tune(tiny_model_dirs["bert"], out, train_layers=1, epochs=2, hidden=hidden, autocast="fp32")
     predictor = Predictor.load(out)
     head = predictor.estimator.steps[-1][1]
     features = featx.load(out, backend="torch").encode(TEXTS)
@@ -177,16 +149,14 @@ def test_the_numpy_head_equals_the_torch_head(
 def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     model = str(tiny_model_dirs["bert"])
     scores = [4.5, 4.0, 4.2, 3.9] * 3 + [0.5, 1.0, 0.2, 0.8] * 3
-    result = finetune(
-        TEXTS,
-        scores,
-        model=model,
-        out=tmp_path / "reg",
+    result = _tune(
+        model,
+        tmp_path / "reg",
+        X=TEXTS,
+        y=scores,
         dev=(TEXTS, scores),
         train_layers="all",
         epochs=8,
-        show_progress=False,
-        **FAST,
     )
     assert result.predictor.task.value == "regression"
     predicted = np.asarray(result.predictor.predict(TEXTS))
@@ -194,32 +164,14 @@ def test_regression_multilabel_and_pairs(tiny_model_dirs: dict[str, Path], tmp_p
     assert result.report["best"]["spearman"] > 0.5
 
     tags = [["movie", "good"] if lab == "pos" else ["movie"] for lab in LABELS]
-    result = finetune(
-        TEXTS,
-        tags,
-        model=model,
-        out=tmp_path / "ml",
-        dev=(TEXTS, tags),
-        epochs=2,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(model, tmp_path / "ml", X=TEXTS, y=tags, dev=(TEXTS, tags), epochs=2)
     assert result.predictor.labels == ["good", "movie"]
     assert all(isinstance(row, list) for row in result.predictor.predict(TEXTS[:3]))
 
     other = [(i * 5) % len(TEXTS) for i in range(len(TEXTS))]
     pairs = np.array([[TEXTS[i], TEXTS[j]] for i, j in enumerate(other)], dtype=object)
     same = ["same" if LABELS[i] == LABELS[j] else "different" for i, j in enumerate(other)]
-    result = finetune(
-        pairs,
-        same,
-        model=model,
-        out=tmp_path / "pairs",
-        dev=(pairs, same),
-        epochs=2,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(model, tmp_path / "pairs", X=pairs, y=same, dev=(pairs, same), epochs=2)
     assert result.predictor.n_pair_columns == 2
     assert len(result.predictor.predict(pairs[:4])) == 4
 
@@ -424,17 +376,7 @@ def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
 
     monkeypatch.setattr(gate, "MIN_AGREEMENT", 1.01)  # no int8 graph can pass
     out = tmp_path / "ft"
-    result = finetune(
-        TEXTS,
-        LABELS,
-        model=str(tiny_model_dirs["bert"]),
-        out=out,
-        dev=(TEXTS, LABELS),
-        train_layers=1,
-        epochs=1,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(tiny_model_dirs["bert"], out, dev=(TEXTS, LABELS), train_layers=1, epochs=1)
     gate = result.report["dev_gate"]
     assert gate["int8_fp32_matmuls"] == 2 and "first_try" in gate  # every rebuild tried
     assert not gate["passes"]
@@ -485,18 +427,7 @@ def test_lora_adapters_train_then_merge_into_a_plain_encoder(
 ) -> None:
     source = tiny_model_dirs[family]
     out = tmp_path / "lora"
-    result = finetune(
-        TEXTS,
-        LABELS,
-        model=str(source),
-        out=out,
-        dev=(TEXTS, LABELS),
-        train_layers=1,
-        lora=4,
-        epochs=2,
-        show_progress=False,
-        **FAST,
-    )
+    result = _tune(source, out, dev=(TEXTS, LABELS), train_layers=1, lora=4, epochs=2)
     # Adapters only (and the head): a small share of the parameters trained.
     counts = result.report["trainable_parameters"]
     assert 0 < counts["trainable"] < counts["total"] / 5
