@@ -60,7 +60,7 @@ def main() -> None:
     common.add_data_args(parser)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-texts", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "bench_cli.jsonl")
+    common.add_out_arg(parser, "bench_cli", text=None)
     args = parser.parse_args()
     common.warn_if_busy(threads=2)
     artifact, _ = common.ensure_artifact(args.artifact)

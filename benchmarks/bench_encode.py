@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-mixed", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_encode.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_encode")
     args = parser.parse_args(argv)
-    for name in ("repeats", "n_short", "n_mixed", "threads", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    common.require_at_least_one(
+        parser, args, ("repeats", "n_short", "n_mixed", "threads", "batch_size")
+    )
     if args.single < 0 or args.cold_repeats < 0:
         parser.error("--single and --cold-repeats must not be negative")
     args.methods = list(dict.fromkeys(args.methods))
@@ -143,20 +141,13 @@ def ratio(reference: float | None, value: float | None, higher_is_better: bool) 
     return value / reference if higher_is_better else reference / value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    common.warn_if_busy(args.threads)
-    machine = common.machine_record(args.threads)
-    run = common.run_id()
-    setup, artifact_status, skipped = common.setup_methods(args)
-
-    sentences = common.sst2_sentences(args.data)
-    workloads = common.build_workloads(args.data, args.workloads, args.n_short, args.n_mixed)
-    single_text = common.short_workload(sentences, 1, seed=common.SEED + 7)[0]
-    rss_texts = common.short_workload(sentences, args.n_short)
-
+def load_methods(
+    names: Sequence[str], setup: common.Setup, skipped: dict[str, str]
+) -> dict[str, common.Loaded]:
+    """Load each method not yet skipped; one that fails to load (but the reference) is
+    added to ``skipped`` with the reason."""
     loaded: dict[str, common.Loaded] = {}
-    for name in [common.REFERENCE, *args.methods]:
+    for name in names:
         if name in loaded or name in skipped:
             continue
         try:
@@ -165,32 +156,121 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name == common.REFERENCE:
                 raise
             skipped[name] = f"load failed: {type(exc).__name__}: {exc}"
-    reference = loaded[common.REFERENCE]
-    timed = {n: loaded[n] for n in args.methods if n in loaded}
+    return loaded
 
-    base = {
-        "bench": "encode",
-        "run_id": run,
-        "model": common.DEFAULT_MODEL,
-        "model_folder": str(setup.model_folder),
-        **common.artifact_record(setup.artifact),
-        "artifact_status": artifact_status,
-        "reference": common.REFERENCE,
-        "settings": {
-            "threads": args.threads,
-            "batch_size": args.batch_size,
-            "repeats": args.repeats,
-            "single": args.single,
-            "cold_repeats": args.cold_repeats,
-            "n_short": args.n_short,
-            "n_mixed": args.n_mixed,
-            "seed": common.SEED,
-            "short_words": list(common.SHORT_WORDS),
-            "mixed_words": list(common.MIXED_WORDS),
-            "mixed_lognormal": common.MIXED_LOGNORMAL,
-        },
-        "machine": machine,
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every record of the run carries."""
+    return {
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "single": args.single,
+        "cold_repeats": args.cold_repeats,
+        "n_short": args.n_short,
+        "n_mixed": args.n_mixed,
+        "seed": common.SEED,
+        "short_words": list(common.SHORT_WORDS),
+        "mixed_words": list(common.MIXED_WORDS),
+        "mixed_lognormal": common.MIXED_LOGNORMAL,
     }
+
+
+# record(method, workload, **fields): add one record of the run.
+Record = Callable[..., dict[str, Any]]
+
+
+def measure_workloads(
+    record: Record,
+    timed: dict[str, common.Loaded],
+    reference: common.Loaded,
+    workloads: dict[str, list[str]],
+    args: argparse.Namespace,
+    artifact: Path,
+) -> None:
+    """Throughput of every timed method on each workload."""
+    for workload, texts in workloads.items():
+        print(f"[{workload}] {len(texts)} texts x {args.repeats} repeats ...", file=sys.stderr)
+        tokens = common.token_counts(artifact, texts)
+        stats = throughput(timed, reference, texts, args.repeats)
+        ref_tps = stats.get(common.REFERENCE, {}).get("texts_per_s")
+        for name, s in stats.items():
+            record(
+                name,
+                workload,
+                n_texts=len(texts),
+                n_tokens=int(tokens.sum()),
+                mean_tokens=float(tokens.mean()),
+                tokens_per_s=float(tokens.sum()) / s["time_s_median"],
+                ratio_vs_st_torch=ratio(ref_tps, s["texts_per_s"], higher_is_better=True),
+                **s,
+            )
+
+
+def measure_single(record: Record, timed: dict[str, common.Loaded], text: str, calls: int) -> None:
+    """Single-text latency of every timed method."""
+    print(f"[single] {calls} calls ...", file=sys.stderr)
+    latency = {name: single_latency(m, text, calls) for name, m in timed.items()}
+    ref_ms = latency.get(common.REFERENCE, {}).get("latency_ms_p50")
+    for name, s in latency.items():
+        record(
+            name,
+            "single",
+            text_words=len(text.split()),
+            ratio_vs_st_torch=ratio(ref_ms, s["latency_ms_p50"], higher_is_better=False),
+            **s,
+        )
+
+
+def measure_cold(
+    record: Record,
+    names: Sequence[str],
+    setup: common.Setup,
+    text: str,
+    rss_texts: list[str],
+    repeats: int,
+) -> None:
+    """Cold start and peak RSS of every timed method, in fresh processes."""
+    cold: dict[str, dict[str, Any]] = {}
+    for name in names:
+        print(f"[cold] {name}: {repeats} fresh processes ...", file=sys.stderr)
+        try:
+            cold[name] = cold_start(name, setup, text, rss_texts, repeats)
+        except RuntimeError as exc:
+            record(name, "cold", status="failed", reason=str(exc)[-2000:])
+    ref_cold = cold.get(common.REFERENCE, {}).get("cold_start_s")
+    for name, s in cold.items():
+        record(
+            name,
+            "cold",
+            ratio_vs_st_torch=ratio(ref_cold, s["cold_start_s"], higher_is_better=False),
+            **s,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    common.warn_if_busy(args.threads)
+    machine = common.machine_record(args.threads)
+    setup, artifact_status, skipped = common.setup_methods(args)
+
+    sentences = common.sst2_sentences(args.data)
+    workloads = common.build_workloads(args.data, args.workloads, args.n_short, args.n_mixed)
+    single_text = common.short_workload(sentences, 1, seed=common.SEED + 7)[0]
+    rss_texts = common.short_workload(sentences, args.n_short)
+
+    loaded = load_methods([common.REFERENCE, *args.methods], setup, skipped)
+    timed = {n: loaded[n] for n in args.methods if n in loaded}
+    base = common.base_record(
+        "encode",
+        threads=args.threads,
+        settings=run_settings(args),
+        artifact=setup.artifact,
+        machine=machine,
+        model_folder=str(setup.model_folder),
+        artifact_status=artifact_status,
+        reference=common.REFERENCE,
+    )
     records: list[dict[str, Any]] = []
 
     def record(name: str, workload: str, **fields: Any) -> dict[str, Any]:
@@ -210,57 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in skipped:
             record(name, "all", status="skipped", reason=skipped[name])
             print(f"SKIPPED {name}: {skipped[name]}", file=sys.stderr)
-
-    for workload, texts in workloads.items():
-        print(f"[{workload}] {len(texts)} texts x {args.repeats} repeats ...", file=sys.stderr)
-        tokens = common.token_counts(setup.artifact, texts)
-        stats = throughput(timed, reference, texts, args.repeats)
-        ref_tps = stats.get(common.REFERENCE, {}).get("texts_per_s")
-        for name, s in stats.items():
-            record(
-                name,
-                workload,
-                n_texts=len(texts),
-                n_tokens=int(tokens.sum()),
-                mean_tokens=float(tokens.mean()),
-                tokens_per_s=float(tokens.sum()) / s["time_s_median"],
-                ratio_vs_st_torch=ratio(ref_tps, s["texts_per_s"], higher_is_better=True),
-                **s,
-            )
-
+    measure_workloads(record, timed, loaded[common.REFERENCE], workloads, args, setup.artifact)
     if args.single:
-        print(f"[single] {args.single} calls ...", file=sys.stderr)
-        latency = {name: single_latency(m, single_text, args.single) for name, m in timed.items()}
-        ref_ms = latency.get(common.REFERENCE, {}).get("latency_ms_p50")
-        for name, s in latency.items():
-            record(
-                name,
-                "single",
-                text_words=len(single_text.split()),
-                ratio_vs_st_torch=ratio(ref_ms, s["latency_ms_p50"], higher_is_better=False),
-                **s,
-            )
-
+        measure_single(record, timed, single_text, args.single)
     if args.cold_repeats:
-        cold: dict[str, dict[str, Any]] = {}
-        for name in timed:
-            print(f"[cold] {name}: {args.cold_repeats} fresh processes ...", file=sys.stderr)
-            try:
-                cold[name] = cold_start(name, setup, single_text, rss_texts, args.cold_repeats)
-            except RuntimeError as exc:
-                record(name, "cold", status="failed", reason=str(exc)[-2000:])
-        ref_cold = cold.get(common.REFERENCE, {}).get("cold_start_s")
-        for name, s in cold.items():
-            record(
-                name,
-                "cold",
-                ratio_vs_st_torch=ratio(ref_cold, s["cold_start_s"], higher_is_better=False),
-                **s,
-            )
-
-    out = common.append_results(args.out, records)
-    print(render(records, args.methods))
-    print(f"\n{len(records)} records appended to {out}", file=sys.stderr)
+        measure_cold(record, list(timed), setup, single_text, rss_texts, args.cold_repeats)
+    common.finish(args.out, records, functools.partial(render, methods=args.methods))
     return 0
 
 

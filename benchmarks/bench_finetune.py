@@ -24,10 +24,7 @@ and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,9 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(LOW_SIZES), help="low data")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, help="where artifacts go (default: a temp dir)")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_finetune.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_finetune")
     args = parser.parse_args(argv)
     if args.limit < 0 or args.threads < 1 or args.draws < 1:
         parser.error("--limit must be >= 0, --threads and --draws >= 1")
@@ -73,38 +68,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Run:
-    """One benchmark run: data, a work folder, shared record fields."""
+class Run(common.Run):
+    """One benchmark run: SST-2, a work folder, the best artifact so far."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        self.args = args
-        self.work = args.work or Path(tempfile.mkdtemp(prefix="featx-bench-finetune-"))
-        os.environ["FEATX_CACHE_DIR"] = str(self.work / "cache")
+        self.work = common.work_dir(args.work, "featx-bench-finetune-")
         d, n = args.data / "sst2", args.limit
         self.splits = {}
         for split in ("train", "dev", "test"):
             header, rows = common.read_tsv(d / f"{split}.tsv")
             rows = rows[:n] if n else rows
             self.splits[split] = ([r[0] for r in rows], [int(r[1]) for r in rows])
-        self.base = {
-            "bench": "finetune",
-            "run_id": common.run_id(),
-            "model": common.DEFAULT_MODEL,
-            "settings": {"threads": args.threads, "limit": args.limit},
-            "machine": common.machine_record(args.threads),
-        }
-        self.records: list[dict[str, Any]] = []
+        settings = {"threads": args.threads, "limit": args.limit}
+        super().__init__(
+            args, common.base_record("finetune", threads=args.threads, settings=settings)
+        )
         self.best: tuple[float, Path] | None = None
-
-    def record(self, **fields: Any) -> dict[str, Any]:
-        rec = {**self.base, **fields}
-        self.records.append(rec)
-        shown = {k: v for k, v in fields.items() if not isinstance(v, dict | list)}
-        print(f"  {shown}", file=sys.stderr, flush=True)
-        return rec
 
 
 def torch_outputs(artifact: Path, texts: list[str]) -> np.ndarray:
@@ -147,7 +129,7 @@ def finetuned(run: Run, name: str, **settings: Any) -> dict[str, Any]:
         run.best = (report["best"]["accuracy"], out)
     return {
         "settings_used": report["settings"],
-        "precision_used": report["precision_used"],
+        "autocast_used": report["autocast_used"],
         "train_seconds": report["train_seconds"],
         "total_seconds": round(total, 1),
         "epochs_run": report["history"]["evals"][-1]["epoch"] if report["history"]["evals"] else 0,
@@ -177,8 +159,15 @@ def graph_agreement(artifact: Path, texts: list[str], y: list[int]) -> dict[str,
     return out
 
 
+def encoder_section(artifact: Path) -> Any:
+    """The manifest's encoder section (graphs, default precision) of ``artifact``."""
+    from featx.artifact import Artifact
+
+    return Artifact.open(artifact).manifest.encoder
+
+
 def predictor_precision(artifact: Path) -> str:
-    return json.loads((artifact / "featx.json").read_text())["default_precision"]
+    return encoder_section(artifact).default_precision.value
 
 
 def part_layers(run: Run) -> None:
@@ -189,17 +178,17 @@ def part_layers(run: Run) -> None:
 
 
 def part_precision(run: Run) -> None:
-    for precision in ("bf16", "fp32"):
+    for autocast in ("bf16", "fp32"):
         fields = finetuned(
             run,
-            f"precision-{precision}",
+            f"precision-{autocast}",
             train_layers=2,
             epochs=2,
             lr=1e-4,
-            precision=precision,
+            autocast=autocast,
             patience=None,
         )
-        run.record(part="precision", config=precision, **fields)
+        run.record(part="precision", config=autocast, **fields)
     bf16, fp32 = run.records[-2], run.records[-1]
     ratio = fp32["train_seconds"] / bf16["train_seconds"]
     print(f"  bf16 trains {ratio:.2f}x faster than fp32", file=sys.stderr)
@@ -242,7 +231,7 @@ def part_lowdata(run: Run) -> None:
                             model=str(artifact),
                             search="grid",
                             cv=4,
-                            random_state=seed,
+                            seed=seed,
                             augment=augment,
                             show_progress=False,
                         )
@@ -302,8 +291,11 @@ def part_serve(run: Run) -> None:
 
 
 def part_agreement(run: Run) -> None:
+    from featx.artifact import Artifact, is_artifact
+
     xte, yte = run.splits["test"]
-    for artifact in sorted(p for p in run.work.iterdir() if (p / "finetune.json").is_file()):
+    tuned = [p for p in run.work.iterdir() if is_artifact(p) and Artifact.open(p).manifest.finetune]
+    for artifact in sorted(tuned):
         run.record(
             part="agreement",
             config=artifact.name,
@@ -315,6 +307,7 @@ def part_agreement(run: Run) -> None:
 def part_speed(run: Run) -> None:
     """Embedding throughput of a fine-tuned artifact's graphs against the base model's."""
     import featx
+    from featx.config import Precision
 
     texts = run.splits["test"][0]
     base, _ = common.ensure_artifact(run.args.artifact.resolve())
@@ -328,20 +321,19 @@ def part_speed(run: Run) -> None:
                 started = time.perf_counter()
                 encoder.encode(texts)
                 times.append(time.perf_counter() - started)
-            recipe = json.loads((Path(artifact) / "featx.json").read_text())["variants"][precision]
+            recipe = encoder_section(Path(artifact)).variants[Precision(precision)].recipe or {}
             run.record(
                 part="speed",
                 config=f"{name} {precision}",
                 artifact=str(artifact),
                 texts_per_s=round(len(texts) / float(np.median(times)), 1),
-                fp32_matmuls=recipe.get("recipe", {}).get("fp32_matmuls", 0),
+                fp32_matmuls=recipe.get("fp32_matmuls", 0),
             )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     common.warn_if_busy(args.threads)
-    run = Run(args)
     parts = {
         "layers": part_layers,
         "precision": part_precision,
@@ -350,46 +342,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agreement": part_agreement,
         "speed": part_speed,
     }
-    try:
-        for part in args.parts:
-            print(f"[{part}]", file=sys.stderr, flush=True)
-            parts[part](run)
-    finally:
-        out = common.append_results(args.out, run.records)
-        print(render(run.records))
-        print(f"\n{len(run.records)} records appended to {out}", file=sys.stderr)
-    return 0
+    return common.run_parts(parts, args, Run(args), render)
+
+
+TABLE = [
+    "part",
+    "configuration",
+    "dev acc",
+    "test acc",
+    "int8 = torch %",
+    "default graph",
+    "train s",
+    "autocast",
+]
 
 
 def render(records: list[dict[str, Any]]) -> str:
     """A Markdown table of one run."""
-    rows = []
-    for r in records:
-        rows.append(
-            [
-                r["part"],
-                r["config"],
-                common.fmt(r.get("dev_accuracy"), ".2f"),
-                common.fmt(r.get("test_accuracy"), ".2f")
-                + (f" ± {r['test_accuracy_std']:.2f}" if "test_accuracy_std" in r else ""),
-                common.fmt(r.get("int8_torch_agreement"), ".2f"),
-                r.get("default_precision", ""),
-                common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f")
-                + (f" ({r['texts_per_s']:.0f} texts/s)" if "texts_per_s" in r else ""),
-                r.get("precision_used", ""),
-            ]
-        )
-    header = [
-        "part",
-        "configuration",
-        "dev acc",
-        "test acc",
-        "int8 = torch %",
-        "default graph",
-        "train s",
-        "autocast",
+    return common.records_table(TABLE, records, table_row)
+
+
+def table_row(r: dict[str, Any]) -> list[str]:
+    test = common.fmt(r.get("test_accuracy"), ".2f")
+    if "test_accuracy_std" in r:
+        test += f" ± {r['test_accuracy_std']:.2f}"
+    seconds = common.fmt(r.get("train_seconds") or r.get("seconds_mean"), ".0f")
+    if "texts_per_s" in r:
+        seconds += f" ({r['texts_per_s']:.0f} texts/s)"
+    return [
+        r["part"],
+        r["config"],
+        common.fmt(r.get("dev_accuracy"), ".2f"),
+        test,
+        common.fmt(r.get("int8_torch_agreement"), ".2f"),
+        r.get("default_precision", ""),
+        seconds,
+        r.get("autocast_used", ""),
     ]
-    return common.markdown_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -51,15 +51,14 @@ def main() -> None:
     parser.add_argument("--n-mixed", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=common.RESULTS_DIR / "bench_int8.jsonl")
+    common.add_out_arg(parser, "bench_int8", text=None)
     args = parser.parse_args()
     common.warn_if_busy(args.threads)
     warnings.simplefilter("ignore")  # truncation at 256 tokens, as in bench_encode
 
     import featx
     from featx.encoders.onnx import OnnxEncoder, make_session
-    from featx.exporter import calibration_feeds
-    from featx.exporter.calibration import builtin_calibration_texts
+    from featx.exporter.calibration import builtin_calibration_texts, calibration_feeds
     from featx.exporter.quantize import quantize_int8
 
     artifact, _ = common.ensure_artifact(args.artifact)

@@ -22,9 +22,7 @@ the test split. Appends one JSON line per configuration to
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,45 +50,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=int(FINETUNE["epochs"]))  # type: ignore[call-overload]
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, help="where artifacts go (default: a temp dir)")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_ner.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_ner")
     args = parser.parse_args(argv)
     if args.limit < 0 or args.threads < 1:
         parser.error("--limit must be >= 0 and --threads >= 1")
     return args
 
 
-class Run:
-    """One benchmark run: data, a work folder, shared record fields."""
+class Run(common.Run):
+    """One benchmark run: CoNLL-2003, a work folder, the default model's artifact."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from featx.tagging import read_sentences
 
-        self.args = args
-        self.work = args.work or Path(tempfile.mkdtemp(prefix="featx-bench-ner-"))
-        os.environ["FEATX_CACHE_DIR"] = str(self.work / "cache")
+        self.work = common.work_dir(args.work, "featx-bench-ner-")
         self.splits = {}
         for split in ("train", "dev", "test"):
             sentences = read_sentences(args.data / "conll2003" / f"{split}.txt")
             sentences = sentences[: args.limit] if args.limit else sentences
             self.splits[split] = ([s.words for s in sentences], [list(s.tags) for s in sentences])
-        self.base = {
-            "bench": "ner",
-            "run_id": common.run_id(),
-            "model": common.DEFAULT_MODEL,
-            "settings": {"threads": args.threads, "limit": args.limit, "max_iter": args.max_iter},
-            "machine": common.machine_record(args.threads),
-        }
-        self.records: list[dict[str, Any]] = []
+        settings = {"threads": args.threads, "limit": args.limit, "max_iter": args.max_iter}
+        super().__init__(args, common.base_record("ner", threads=args.threads, settings=settings))
         self.artifact, _ = common.ensure_artifact(args.artifact)
-
-    def record(self, **fields: Any) -> dict[str, Any]:
-        rec = {**self.base, **fields}
-        self.records.append(rec)
-        shown = {k: v for k, v in fields.items() if not isinstance(v, dict | list)}
-        print(f"  {shown}", file=sys.stderr, flush=True)
-        return rec
 
 
 def _scores(scores: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +112,7 @@ def tagger_record(run: Run, part: str, config: str, **options: Any) -> None:
         finetune_seconds=finetune.get("train_seconds"),
         search=tagger.metrics.get("search"),
         tagger_settings=tagger.metrics["settings"],
-        default_precision=loaded.embedder._encoder().precision,
+        default_precision=loaded.embedder.get_encoder().precision,
         test_words_per_s=round(n_words / scoring, 1),
     )
 
@@ -215,36 +196,28 @@ def part_parity(run: Run) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     common.warn_if_busy(args.threads)
-    run = Run(args)
     parts = {"frozen": part_frozen, "finetuned": part_finetuned, "parity": part_parity}
-    try:
-        for part in args.parts:
-            print(f"[{part}]", file=sys.stderr, flush=True)
-            parts[part](run)
-    finally:
-        out = common.append_results(args.out, run.records)
-        print(render(run.records))
-        print(f"\n{len(run.records)} records appended to {out}", file=sys.stderr)
-    return 0
+    return common.run_parts(parts, args, Run(args), render)
+
+
+TABLE = ["part", "configuration", "dev F1", "test F1", "wall s", "graph", "min cosine"]
 
 
 def render(records: list[dict[str, Any]]) -> str:
     """A Markdown table of one run."""
-    rows = []
-    for r in records:
-        rows.append(
-            [
-                r["part"],
-                r["config"],
-                common.fmt(r.get("dev_f1"), ".2f"),
-                common.fmt(r.get("test_f1"), ".2f"),
-                common.fmt(r.get("wall_seconds"), ".0f"),
-                r.get("default_precision", ""),
-                common.fmt(r.get("min_cosine"), ".4f"),
-            ]
-        )
-    header = ["part", "configuration", "dev F1", "test F1", "wall s", "graph", "min cosine"]
-    return common.markdown_table(header, rows)
+    return common.records_table(TABLE, records, table_row)
+
+
+def table_row(r: dict[str, Any]) -> list[str]:
+    return [
+        r["part"],
+        r["config"],
+        common.fmt(r.get("dev_f1"), ".2f"),
+        common.fmt(r.get("test_f1"), ".2f"),
+        common.fmt(r.get("wall_seconds"), ".0f"),
+        r.get("default_precision", ""),
+        common.fmt(r.get("min_cosine"), ".4f"),
+    ]
 
 
 if __name__ == "__main__":

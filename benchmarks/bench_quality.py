@@ -35,9 +35,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-pairs", type=int, default=0, help="first N test pairs (0: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_quality.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_quality")
     args = parser.parse_args(argv)
     if args.n_pairs < 0 or args.threads < 1 or args.batch_size < 1:
         parser.error("--n-pairs must be >= 0, --threads and --batch-size >= 1")
@@ -74,25 +72,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = {s: i for i, s in enumerate(unique)}
     a = np.array([index[s] for s in first])
     b = np.array([index[s] for s in second])
-    base = {
-        "bench": "quality",
-        "run_id": common.run_id(),
-        "task": "stsb-test",
-        "metric": "spearman_cosine_x100",
-        "model": common.DEFAULT_MODEL,
-        "model_folder": str(setup.model_folder),
-        **common.artifact_record(setup.artifact),
-        "artifact_status": artifact_status,
-        "reference_x100": STSB_REFERENCE_X100,
-        "n_pairs": len(gold),
-        "n_sentences": len(unique),
-        "settings": {
+    base = common.base_record(
+        "quality",
+        threads=args.threads,
+        settings={
             "threads": args.threads,
             "batch_size": args.batch_size,
             "n_pairs_arg": args.n_pairs,
         },
-        "machine": machine,
-    }
+        artifact=setup.artifact,
+        machine=machine,
+        task="stsb-test",
+        metric="spearman_cosine_x100",
+        model_folder=str(setup.model_folder),
+        artifact_status=artifact_status,
+        reference_x100=STSB_REFERENCE_X100,
+        n_pairs=len(gold),
+        n_sentences=len(unique),
+    )
     records: list[dict[str, Any]] = []
     for name in args.methods:
         rec: dict[str, Any] = {**base, "method": name, "description": common.DESCRIPTIONS[name]}
@@ -116,9 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "embed_s": embed_s,
             }
         )
-    out = common.append_results(args.out, records)
-    print(render(records))
-    print(f"\n{len(records)} records appended to {out}", file=sys.stderr)
+    common.finish(args.out, records, render)
     return 0
 
 

@@ -104,16 +104,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-timeout", type=float, default=180.0)
     parser.add_argument("--stop-timeout", type=float, default=30.0, help="SIGTERM, then kill")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server logs")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_server.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_server")
     args = parser.parse_args(argv)
-    for name in ("start_repeats", "n_batches", "repeats", "requests_per_client", "single"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("soak_clients", "soak_batch", "soak_texts"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    common.require_at_least_one(
+        parser,
+        args,
+        ("start_repeats", "n_batches", "repeats", "requests_per_client", "single")
+        + ("soak_clients", "soak_batch", "soak_texts"),
+    )
     if args.warmup < 0 or args.soak_seconds <= 0 or args.soak_interval <= 0:
         parser.error("--warmup must be >= 0; --soak-seconds and --soak-interval > 0")
     if not 0 <= args.soak_mixed <= 1:
@@ -124,8 +122,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def onnx_threads() -> int:
     """What ``featx serve`` gives ONNX Runtime with one worker: every usable core."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores or 1)
+    from featx.environment import available_cpus
+
+    return max(1, available_cpus())
 
 
 # --------------------------------------------------------------------------- server
@@ -332,11 +331,10 @@ EMBED_LATENCY_COUNT = 'featx_request_latency_seconds_count{endpoint="/embed"}'
 # --------------------------------------------------------------------------- benchmark
 
 
-class Bench:
+class Bench(common.Run):
     """One run: the encoder in this process, workloads, the servers and the records."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
         self.artifact, artifact_status = common.ensure_artifact(args.artifact.resolve())
         self.threads = onnx_threads()
         self.log_dir = Path(tempfile.mkdtemp(prefix="featx-bench-server-"))
@@ -344,21 +342,19 @@ class Bench:
         n_short = max(args.n_batches * BATCH, CLIENTS * args.requests_per_client, args.single)
         self.short = common.short_workload(sentences, max(n_short, SOAK_POOL))
         self._encoder: Any = None
-        self.base = {
-            "bench": "server",
-            "run_id": common.run_id(),
-            "model": common.DEFAULT_MODEL,
-            **common.artifact_record(self.artifact),
-            "artifact_status": artifact_status,
-            "settings": {
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in vars(args).items()
-                if k not in ("out", "data", "artifact")
-            }
-            | {"onnx_threads": self.threads, "server": "featx serve (gunicorn gthread)"},
-            "machine": common.machine_record(self.threads),
-        }
-        self.records: list[dict[str, Any]] = []
+        settings = {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("out", "data", "artifact")
+        } | {"onnx_threads": self.threads, "server": "featx serve (gunicorn gthread)"}
+        base = common.base_record(
+            "server",
+            threads=self.threads,
+            settings=settings,
+            artifact=self.artifact,
+            artifact_status=artifact_status,
+        )
+        super().__init__(args, base)
 
     @property
     def encoder(self) -> Any:
@@ -375,13 +371,10 @@ class Bench:
             warnings.simplefilter("ignore", featx.TruncationWarning)
             return np.asarray(self.encoder.encode(list(texts)), dtype=np.float32)
 
-    def record(self, **fields: Any) -> dict[str, Any]:
-        rec = {**self.base, **fields}
-        self.records.append(rec)
+    def summary(self, fields: dict[str, Any]) -> str:
         keys = [k for k, v in fields.items() if isinstance(v, float)][:6]
-        summary = ", ".join(f"{k}={fields[k]:.4g}" for k in keys)
-        print(f"  {fields['part']}/{fields['config']}: {summary}", file=sys.stderr)
-        return rec
+        figures = ", ".join(f"{k}={fields[k]:.4g}" for k in keys)
+        return f"{fields['part']}/{fields['config']}: {figures}"
 
     def server(self, label: str, extra: Sequence[str] = ()) -> Server:
         return Server(self.artifact, self.log_dir, label, extra)
@@ -825,13 +818,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = True
     finally:
         if bench.records:
-            out = common.append_results(args.out, bench.records)
-            print(f"\n{len(bench.records)} records appended to {out}", file=sys.stderr)
+            common.finish(args.out, bench.records, render)
         if ok and not args.keep_logs:
             shutil.rmtree(bench.log_dir, ignore_errors=True)
         else:
             print(f"server logs: {bench.log_dir}", file=sys.stderr)
-    print(render(bench.records))
     return 0
 
 

@@ -53,9 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="first N rows of each split (0: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-st", action="store_true", help="skip the sentence-transformers run")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_sklearn.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_sklearn")
     args = parser.parse_args(argv)
     if args.limit < 0 or args.threads < 1:
         parser.error("--limit must be >= 0 and --threads >= 1")
@@ -68,29 +66,22 @@ def read_split(data: Path, name: str, columns: Sequence[str], limit: int) -> lis
     return [[r[header.index(c)] for r in rows] for c in columns]
 
 
-class Run:
+class Run(common.Run):
     """One benchmark run: a fresh embedding cache, shared records and settings."""
 
-    def __init__(self, args: argparse.Namespace, artifact: Path) -> None:
-        self.args = args
+    def __init__(self, args: argparse.Namespace) -> None:
+        artifact, _ = common.ensure_artifact(args.artifact.resolve())
         self.artifact = str(artifact)
         self.cache = tempfile.mkdtemp(prefix="featx-bench-cache-")
         os.environ["FEATX_CACHE_DIR"] = self.cache  # never reuse vectors from another run
-        self.base = {
-            "bench": "sklearn",
-            "run_id": common.run_id(),
-            "model": common.DEFAULT_MODEL,
-            **common.artifact_record(artifact),
-            "settings": {"threads": args.threads, "limit": args.limit, "c_grid": C_GRID},
-            "machine": common.machine_record(args.threads),
-        }
-        self.records: list[dict[str, Any]] = []
+        settings = {"threads": args.threads, "limit": args.limit, "c_grid": C_GRID}
+        base = common.base_record(
+            "sklearn", threads=args.threads, settings=settings, artifact=artifact
+        )
+        super().__init__(args, base)
 
-    def record(self, **fields: Any) -> dict[str, Any]:
-        rec = {**self.base, **fields}
-        self.records.append(rec)
-        print(f"  {fields.get('part')}/{fields.get('config')}: {_short(fields)}", file=sys.stderr)
-        return rec
+    def summary(self, fields: dict[str, Any]) -> str:
+        return f"{fields.get('part')}/{fields.get('config')}: {_short(fields)}"
 
     def sst2(self) -> tuple[list[str], list[str], list[str], list[str], list[str], list[str]]:
         d, n = self.args.data / "sst2", self.args.limit
@@ -323,15 +314,8 @@ def part_grid(run: Run) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    artifact, _ = common.ensure_artifact(args.artifact.resolve())
-    run = Run(args, artifact)
-    for part in args.parts:
-        print(f"[{part}]", file=sys.stderr)
-        {"sst2": part_sst2, "best": part_best, "stsb": part_stsb, "grid": part_grid}[part](run)
-    out = common.append_results(args.out, run.records)
-    print(render(run.records))
-    print(f"\n{len(run.records)} records appended to {out}", file=sys.stderr)
-    return 0
+    parts = {"sst2": part_sst2, "best": part_best, "stsb": part_stsb, "grid": part_grid}
+    return common.run_parts(parts, args, Run(args), render)
 
 
 def render(records: list[dict[str, Any]]) -> str:

@@ -61,9 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=["fp32", "int8"], help="default: the artifact's")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--driver-memory", default="1g")
-    parser.add_argument(
-        "--out", type=Path, default=common.RESULTS_DIR / "bench_spark.jsonl", help="JSONL"
-    )
+    common.add_out_arg(parser, "bench_spark")
     args = parser.parse_args(argv)
     if args.n < 1 or args.threads < 1 or args.partitions < 0:
         parser.error("--n and --threads must be >= 1, --partitions >= 0")
@@ -213,20 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sentences = common.sst2_sentences(args.data)
     build = common.short_workload if args.workload == "short" else common.mixed_workload
     texts = build(sentences, args.n)
-    base = {
-        "bench": "spark",
-        "run_id": common.run_id(),
-        "model": common.DEFAULT_MODEL,
-        **common.artifact_record(args.artifact),
-        "settings": {
-            "n": args.n,
-            "workload": args.workload,
-            "threads": args.threads,
-            "batch_size": args.batch_size,
-            "precision": args.precision,
-        },
-        "machine": common.machine_record(args.threads),
+    settings = {
+        "n": args.n,
+        "workload": args.workload,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
     }
+    base = common.base_record(
+        "spark", threads=args.threads, settings=settings, artifact=args.artifact
+    )
     records = []
     print(f"library: {args.n} texts on {args.threads} threads ...", file=sys.stderr)
     lib, reference = library_run(args, texts)
@@ -261,43 +255,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = common.append_results(args.out, records)
-    print(render(records))
-    print(f"\n{len(records)} records appended to {out}", file=sys.stderr)
+    common.finish(args.out, records, render)
     return 0
+
+
+TABLE = [
+    "method",
+    "texts/s",
+    "vs library",
+    "seconds",
+    "partitions",
+    "loads",
+    "s/load",
+    "worker peak RSS MB",
+    "JVM peak RSS MB",
+    "min cos",
+]
 
 
 def render(records: list[dict[str, Any]]) -> str:
     """A Markdown table of one run."""
-    rows = []
-    for r in records:
-        rows.append(
-            [
-                r["method"],
-                common.fmt(r["texts_per_s"], ".0f"),
-                common.fmt(r.get("ratio_to_library"), ".2f"),
-                common.fmt(r["seconds"], ".1f"),
-                r.get("partitions", "-"),
-                r.get("loads", "-"),
-                common.fmt(r.get("load_seconds_per_load"), ".2f"),
-                common.fmt(r.get("python_worker_peak_rss_mb"), ".0f"),
-                common.fmt(r.get("jvm_peak_rss_mb"), ".0f"),
-                common.fmt(r.get("min_cosine_vs_library"), ".4f"),
-            ]
-        )
-    header = [
-        "method",
-        "texts/s",
-        "vs library",
-        "seconds",
-        "partitions",
-        "loads",
-        "s/load",
-        "worker peak RSS MB",
-        "JVM peak RSS MB",
-        "min cos",
+    return common.records_table(TABLE, records, table_row)
+
+
+def table_row(r: dict[str, Any]) -> list[Any]:
+    return [
+        r["method"],
+        common.fmt(r["texts_per_s"], ".0f"),
+        common.fmt(r.get("ratio_to_library"), ".2f"),
+        common.fmt(r["seconds"], ".1f"),
+        r.get("partitions", "-"),
+        r.get("loads", "-"),
+        common.fmt(r.get("load_seconds_per_load"), ".2f"),
+        common.fmt(r.get("python_worker_peak_rss_mb"), ".0f"),
+        common.fmt(r.get("jvm_peak_rss_mb"), ".0f"),
+        common.fmt(r.get("min_cosine_vs_library"), ".4f"),
     ]
-    return common.markdown_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Helpers shared by the benchmark scripts.
 
-Machine and version record, JSON-lines results, deterministic workloads built from the
-SST-2 sentences in ``shared/data``, timing (``time.perf_counter_ns``; median and p95),
-the compared methods (sentence-transformers and featx) in process and as a cold
-subprocess that reports time to first embedding and peak RSS.
+Machine and version record, JSON-lines results, the driver of a run made of parts
+(:class:`Run`, :func:`run_parts`, :func:`finish`), deterministic workloads built from the
+SST-2 sentences of the evaluation data (:func:`default_data_dir`), timing
+(``time.perf_counter_ns``; median and p95), the compared methods (sentence-transformers
+and featx) in process and as a cold subprocess that reports time to first embedding and
+peak RSS.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_ENV = "FEATX_DATA_DIR"
 RESULTS_DIR = REPO / "benchmarks" / "results"
 DEFAULT_ARTIFACT = REPO / "models" / "artifacts" / "minilm"
 DEFAULT_ST_ONNX_DIR = REPO / "models" / "artifacts" / "minilm-st-onnx"
@@ -60,12 +62,23 @@ FP32_MIN_COSINE = 0.99
 FP32_METHODS = ("st-torch", "st-onnx", "featx-fp32")
 
 
-# --------------------------------------------------------------------------- machine
+# --------------------------------------------------------------------------- arguments
+
+
+def default_data_dir() -> Path:
+    """The evaluation data: ``$FEATX_DATA_DIR`` if set, else ``<repo>/../shared/data``."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else REPO.parent / "shared" / "data"
 
 
 def add_data_args(parser: Any, *, st_onnx: bool = False) -> None:
     """The arguments every benchmark takes: data folder, featx artifact (, ST ONNX dir)."""
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared/data")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir(),
+        help=f"the evaluation data (default: ${DATA_ENV}, else ../shared/data)",
+    )
     parser.add_argument(
         "--artifact",
         type=Path,
@@ -79,6 +92,21 @@ def add_data_args(parser: Any, *, st_onnx: bool = False) -> None:
             default=DEFAULT_ST_ONNX_DIR,
             help="where sentence-transformers' ONNX export of the model is kept (made once)",
         )
+
+
+def add_out_arg(parser: Any, script: str, *, text: str | None = "JSONL") -> None:
+    """``--out``: the results file, by default ``benchmarks/results/<script>.jsonl``."""
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{script}.jsonl", help=text)
+
+
+def require_at_least_one(parser: Any, args: Any, names: Iterable[str]) -> None:
+    """Stop with a usage error unless every argument in ``names`` is at least 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+
+
+# --------------------------------------------------------------------------- machine
 
 
 def _git(*args: str) -> str | None:
@@ -170,6 +198,8 @@ def warn_if_busy(threads: int) -> None:
 
 # --------------------------------------------------------------------------- results
 
+Records = list[dict[str, Any]]
+
 
 def append_results(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> Path:
     """Append one JSON line per record (one configuration each) to ``path``."""
@@ -207,9 +237,101 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def records_table(
+    header: Sequence[str], records: Records, row: Callable[[dict[str, Any]], Sequence[Any]]
+) -> str:
+    """A Markdown table with one ``row(record)`` per record."""
+    return markdown_table(header, [row(r) for r in records])
+
+
 def fmt(value: float | None, spec: str = ".1f", suffix: str = "") -> str:
     """Format a number for a table; ``-`` when missing."""
     return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class Run:
+    """One run of a benchmark: its arguments, the fields its records share, its records.
+
+    Subclasses load what their parts need; :meth:`summary` is the line printed (on
+    stderr) for each new record.
+    """
+
+    def __init__(self, args: Any, base: dict[str, Any]) -> None:
+        self.args = args
+        self.base = base
+        self.records: Records = []
+
+    def record(self, **fields: Any) -> dict[str, Any]:
+        """Add one record: the shared fields, then ``fields``."""
+        rec = {**self.base, **fields}
+        self.records.append(rec)
+        print(f"  {self.summary(fields)}", file=sys.stderr, flush=True)
+        return rec
+
+    def summary(self, fields: dict[str, Any]) -> str:
+        """A new record's plain fields (not its dicts and lists)."""
+        return str({k: v for k, v in fields.items() if not isinstance(v, dict | list)})
+
+
+def base_record(
+    bench: str,
+    *,
+    threads: int,
+    settings: dict[str, Any],
+    artifact: Path | None = None,
+    machine: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The fields every record of a run shares: the bench, run id, model, the artifact's
+    manifest facts (when given), ``extra``, the settings and the machine (recorded now
+    unless given: a run that loads models first records it before)."""
+    return {
+        "bench": bench,
+        "run_id": run_id(),
+        "model": DEFAULT_MODEL,
+        **({} if artifact is None else artifact_record(artifact)),
+        **extra,
+        "settings": settings,
+        "machine": machine_record(threads) if machine is None else machine,
+    }
+
+
+def work_dir(given: Path | None, prefix: str) -> Path:
+    """``given``, else a new temporary folder; featx's cache goes into its ``cache``."""
+    work = given or Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["FEATX_CACHE_DIR"] = str(work / "cache")
+    return work
+
+
+R = TypeVar("R", bound=Run)
+
+
+def run_parts(
+    parts: Mapping[str, Callable[[R], None]],
+    args: Any,
+    run: R,
+    render: Callable[[Records], str],
+) -> int:
+    """Run the parts named in ``args.parts``, in order; whatever happens, then
+    :func:`finish` with the records made so far (to ``args.out``)."""
+    try:
+        for name in args.parts:
+            print(f"[{name}]", file=sys.stderr, flush=True)
+            parts[name](run)
+    finally:
+        finish(args.out, run.records, render)
+    return 0
+
+
+def finish(out: str | os.PathLike[str], records: Records, render: Callable[[Records], str]) -> Path:
+    """Append ``records`` to ``out``, print their table, and how many were appended."""
+    path = append_results(out, records)
+    print(render(records))
+    print(f"\n{len(records)} records appended to {path}", file=sys.stderr)
+    return path
 
 
 # --------------------------------------------------------------------------- data
@@ -370,12 +492,15 @@ def ensure_artifact(artifact: Path) -> tuple[Path, str]:
 
 def artifact_record(artifact: Path) -> dict[str, Any]:
     """Manifest facts worth keeping beside the timings."""
-    manifest = json.loads((artifact / "featx.json").read_text(encoding="utf-8"))
+    from featx.artifact import Artifact
+
+    manifest = Artifact.open(artifact).manifest
+    encoder = manifest.encoder
     return {
         "artifact": str(artifact),
-        "artifact_default_precision": manifest.get("default_precision"),
-        "artifact_featx_version": manifest.get("featx_version"),
-        "artifact_opset": manifest.get("opset"),
+        "artifact_default_precision": None if encoder is None else encoder.default_precision.value,
+        "artifact_featx_version": manifest.featx_version,
+        "artifact_opset": None if encoder is None else encoder.opset,
     }
 
 

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def data_path(*parts: str) -> Path:
     """A path in the shared evaluation data: ``$FEATX_DATA_DIR``, else ../shared/data."""
     root = os.environ.get("FEATX_DATA_DIR") or REPO.parent / "shared" / "data"
-    return Path(root).joinpath(*parts)
+    return Path(root).expanduser().joinpath(*parts)
 
 
 @pytest.fixture(scope="session")

@@ -249,10 +249,8 @@ def evaluate(
     from featx.evaluation import summary, write_report
     from featx.predictor import Predictor
 
-    if not no_report and Path(report_dir).exists() and not force:
-        raise FileExistsError(
-            f"{report_dir} already exists. Pass --report DIR, --force or --no-report."
-        )
+    if not no_report:
+        options.refuse_existing(report_dir, force, hint="pass --report DIR, --force or --no-report")
     model = Predictor.load(artifact)
     X, y = spec.read(data, multilabel=model.task.value == "multilabel")
     result = run(model, X, y)

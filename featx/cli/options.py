@@ -47,9 +47,9 @@ def friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def refuse_existing(path: str | None, force: bool) -> None:
+def refuse_existing(path: str | None, force: bool, *, hint: str = "pass --force") -> None:
     """Refuse an existing output before any work, unless --force."""
-    files.refuse_existing(path, force, hint="pass --force")
+    files.refuse_existing(path, force, hint=hint)
 
 
 # --------------------------------------------------------------------------- options

@@ -6,18 +6,35 @@ the scripts working.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
-DATA = ROOT.parent / "shared" / "data"
+
+
+def _bench_common() -> ModuleType:
+    """benchmarks/common.py, loaded once by path (the scripts import it as ``common``)."""
+    name = "featx_bench_common"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCH / "common.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# Where the scripts read their data by default ($FEATX_DATA_DIR, else ../shared/data).
+DATA = _bench_common().default_data_dir()
 METHODS = ["featx-fp32", "featx-int8", "st-torch"]
 
 pytestmark = [
@@ -277,3 +294,33 @@ def test_bench_ner_smoke(real_artifact: Path, tmp_path: Path) -> None:
     assert [s["c2"] for s in records[0]["search"]] == [10.0, 30.0]
     assert records[3]["min_cosine"] >= 0.999 and records[3]["n_words"] > 0
     assert "| frozen |" in proc.stdout
+
+
+def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    common = _bench_common()
+    monkeypatch.delenv("FEATX_DATA_DIR", raising=False)
+    assert common.default_data_dir() == ROOT.parent / "shared" / "data"
+    monkeypatch.setenv("FEATX_DATA_DIR", str(tmp_path))
+    assert common.default_data_dir() == tmp_path
+
+
+def test_run_parts_appends_the_records_of_a_failed_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    common = _bench_common()
+    args = argparse.Namespace(parts=["one", "boom", "never"], out=tmp_path / "out.jsonl")
+    run = common.Run(args, {"bench": "test"})
+
+    def boom(run: object) -> None:
+        raise RuntimeError("boom")
+
+    parts = {"one": lambda r: r.record(part="one", value=1.0), "boom": boom, "never": boom}
+    with pytest.raises(RuntimeError, match="boom"):
+        common.run_parts(parts, args, run, lambda records: f"table of {len(records)}")
+    assert _records(args.out) == [{"bench": "test", "part": "one", "value": 1.0}]
+    said = capsys.readouterr()
+    assert "table of 1" in said.out
+    assert "[one]" in said.err and "[never]" not in said.err
+    assert f"1 records appended to {args.out}" in said.err

@@ -16,11 +16,14 @@ from click.testing import CliRunner
 
 pytest.importorskip("pyspark")
 
+from conftest import data_path  # noqa: E402
+
 import featx  # noqa: E402
 from featx.cli import main  # noqa: E402
 from featx.errors import ModelLoadError  # noqa: E402
 
 pytestmark = [
+    pytest.mark.java,
     # pyspark's own notice about pandas 3 (featx's Spark path exchanges Arrow, not pandas).
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
     pytest.mark.skipif(
@@ -29,8 +32,8 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = data_path()
 LONG = "the quick brown fox jumps over the lazy dog " * 80  # ~720 tokens: over 256 and 64
 TEXTS = [
     "A man is playing a guitar.",
@@ -297,7 +300,7 @@ def test_cli_spark_embed_parquet_end_to_end(spark, real_artifact, tmp_path):
     source = tmp_path / "in.parquet"
     frame(spark).write.parquet(str(source))
     out = tmp_path / "out"
-    args = ["spark-embed", str(source), str(out), "--artifact", str(real_artifact)]
+    args = ["spark-embed", str(source), str(out), "-m", str(real_artifact)]
     args += ["--master", "local[2]", "--precision", "fp32", "--partitions", "3"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
