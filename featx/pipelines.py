@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import (
@@ -25,6 +25,9 @@ from featx.config import Ensemble, Task, parse_enum
 from featx.embedder import Embedder
 from featx.heads import make_head, search_space
 
+if TYPE_CHECKING:
+    from typing import Unpack
+
 # Heads that want standardised, unit-length features (linear models and the MLP).
 SCALED_HEADS = ("logreg", "svm", "ridge", "mlp")
 # The poolings a representation search tries, each with the last layer, the last four
@@ -34,25 +37,38 @@ SEARCH_POOLINGS = ["mean", "cls", "max"]
 HeadSpec: TypeAlias = str | BaseEstimator  # a head name, or an estimator
 
 
+class PipelineOptions(TypedDict, total=False):
+    """How :func:`build_pipeline` builds (and :func:`featx.train` asks it to build).
+
+    Keys: ``tfidf`` (add word uni- and bigram TF-IDF features; default False),
+    ``ensemble`` (``"soft"``: average probabilities; ``"stack"``: a logistic regression,
+    or ridge for regression, over the members' outputs), ``representation`` (Embedder
+    options: pooling, normalize, layers, combine, long_text), ``head_params``
+    (parameters of named heads, e.g. ``{"C": 0.5}``), ``class_weight`` (``"balanced"`` or
+    ``{label: weight}``), ``cache`` (the embedding cache, default True; see
+    :class:`~featx.Embedder`), ``precision`` (the graph to embed with, ``"fp32"`` or
+    ``"int8"``; default: the artifact's).
+    """
+
+    tfidf: bool
+    ensemble: Ensemble | str | None
+    representation: dict[str, Any] | None
+    head_params: dict[str, Any] | None
+    class_weight: str | dict[Any, float] | None
+    cache: bool | str | None
+    precision: str | None
+
+
 class _Blocks:
     """Builds the parts of a pipeline with one set of options."""
 
-    def __init__(
-        self,
-        task: Task,
-        representation: dict[str, Any] | None,
-        head_params: dict[str, Any] | None,
-        class_weight: str | dict[Any, float] | None,
-        cache: bool | str | None,
-        precision: str | None,
-        seed: int | None,
-    ) -> None:
+    def __init__(self, task: Task, options: PipelineOptions, seed: int | None) -> None:
         self.task = task
-        self.representation = representation or {}
-        self.head_params = head_params or {}
-        self.class_weight = class_weight
-        self.cache = cache
-        self.precision = precision
+        self.representation = options.get("representation") or {}
+        self.head_params = options.get("head_params") or {}
+        self.class_weight = options.get("class_weight")
+        self.cache = options.get("cache", True)
+        self.precision = options.get("precision")
         self.seed = seed
 
     def head(self, spec: HeadSpec) -> BaseEstimator:
@@ -89,14 +105,8 @@ def build_pipeline(
     head: HeadSpec | Sequence[HeadSpec] = "logreg",
     task: Task | str = Task.BINARY,
     *,
-    tfidf: bool = False,
-    ensemble: Ensemble | str | None = None,
-    representation: dict[str, Any] | None = None,
-    head_params: dict[str, Any] | None = None,
-    class_weight: str | dict[Any, float] | None = None,
-    cache: bool | str | None = True,
-    precision: str | None = None,
     seed: int | None = 0,
+    **options: Unpack[PipelineOptions],
 ) -> BaseEstimator:
     """An unfitted estimator from texts to targets.
 
@@ -108,19 +118,19 @@ def build_pipeline(
         model: One or more artifacts/aliases/encoders; None: the default model.
         head: One or more head names (see :func:`featx.heads.make_head`) or estimators.
         task: The target kind.
-        tfidf: Add word uni- and bigram TF-IDF features.
-        ensemble: ``None``, ``"soft"`` (average probabilities) or ``"stack"`` (a
-            logistic regression, or ridge for regression, over the members' outputs).
-        representation: Embedder options: pooling, normalize, layers, combine, long_text.
-        head_params: Parameters for named heads, e.g. ``{"C": 0.5}``.
-        class_weight: ``"balanced"`` or ``{label: weight}``.
-        cache: The embedding cache (see :class:`~featx.Embedder`).
-        precision: ``"fp32"`` or ``"int8"``; default: the artifact's.
         seed: Seed for the heads.
+        **options: :class:`PipelineOptions` (``tfidf``, ``ensemble``, ``representation``,
+            ``head_params``, ``class_weight``, ``cache``, ``precision``).
 
     Raises:
         ValueError: For an unknown ensemble method, or several heads without one.
+        TypeError: For an unknown option.
     """
+    unknown = sorted(set(options) - set(PipelineOptions.__optional_keys__))
+    if unknown:
+        valid = ", ".join(sorted(PipelineOptions.__optional_keys__))
+        raise TypeError(f"Unknown pipeline option(s) {unknown}. Valid: {valid}.")
+    ensemble, tfidf = options.get("ensemble"), options.get("tfidf", False)
     task = Task(task)
     models = list(model) if isinstance(model, list | tuple) else [model]
     heads = list(head) if isinstance(head, list | tuple) else [head]
@@ -129,7 +139,7 @@ def build_pipeline(
     method = None if ensemble is None else parse_enum(Ensemble, ensemble, "ensemble")
     if method is None and len(heads) > 1:
         raise ValueError("Several heads need an ensemble: pass ensemble='soft' or 'stack'.")
-    blocks = _Blocks(task, representation, head_params, class_weight, cache, precision, seed)
+    blocks = _Blocks(task, options, seed)
     if method is None:
         return blocks.member(models, tfidf, heads[0])
     members = [

@@ -9,21 +9,24 @@ pass), and returns a :class:`~featx.Predictor` that carries its validation metri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
 
-from featx.config import Ensemble, Search, Task, parse_enum
+from featx.config import Search, Task, parse_enum
 from featx.environment import want_progress
 from featx.evaluation import evaluate
 from featx.heads import prepare_targets
 from featx.io import to_plain
-from featx.pipelines import HeadSpec, build_pipeline, search_grid
+from featx.pipelines import HeadSpec, PipelineOptions, build_pipeline, search_grid
 from featx.predictor import Predictor
 from featx.text import check_texts
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 # The score a search follows, per task.
 SCORING = {
@@ -44,13 +47,6 @@ def train(
     model: str | Any | Sequence[str | Any] | None = None,
     head: HeadSpec | Sequence[HeadSpec] = "logreg",
     task: Task | str | None = None,
-    tfidf: bool = False,
-    ensemble: Ensemble | str | None = None,
-    representation: dict[str, Any] | None = None,
-    head_params: dict[str, Any] | None = None,
-    class_weight: str | dict[Any, float] | None = None,
-    cache: bool | str | None = True,
-    precision: str | None = None,
     search: Search | str | None = None,
     search_representation: bool = False,
     param_grid: dict[str, list[Any]] | None = None,
@@ -60,24 +56,19 @@ def train(
     augment: Any = None,
     seed: int | None = 0,
     show_progress: bool | None = None,
+    **pipeline: Unpack[PipelineOptions],
 ) -> Predictor:
     """Fit a predictor on texts ``X`` and targets ``y``.
 
     Args:
         X: Texts, or two columns of text pairs.
         y: Class labels, numbers (regression), or a list of labels per text (multi-label).
-        estimator: A ready estimator over texts; default: :func:`build_pipeline` of the
-            options from ``model`` to ``precision``.
+        estimator: A ready estimator over texts; default: the pipeline
+            :func:`~featx.pipelines.build_pipeline` makes of ``model``, ``head`` and
+            ``**pipeline``.
         model: Encoder(s) for the default pipeline; None: the default model.
         head: Head name(s) or estimator(s) for the default pipeline.
         task: The target kind; default: inferred from ``y``.
-        tfidf: Add word uni- and bigram TF-IDF features.
-        ensemble: ``"soft"`` or ``"stack"`` over the (model, head) members.
-        representation: Embedder options: pooling, normalize, layers, combine, long_text.
-        head_params: Parameters for named heads, e.g. ``{"C": 0.5}``.
-        class_weight: ``"balanced"`` or ``{label: weight}``.
-        cache: The embedding cache (see :class:`~featx.Embedder`).
-        precision: The graph to embed with, ``"fp32"`` or ``"int8"``; default: the artifact's.
         search: ``None``, ``"grid"`` or ``"random"`` hyperparameter search with ``cv`` folds.
         search_representation: Also search pooling and layers.
         param_grid: The search space; default: the head's (and representation's).
@@ -89,6 +80,9 @@ def train(
             texts never train that fold, and only original texts are scored.
         seed: Seed for heads, folds, the random search and augmentation.
         show_progress: A progress bar over search fits; default: on a terminal.
+        **pipeline: :class:`~featx.pipelines.PipelineOptions` of the default pipeline:
+            ``tfidf``, ``ensemble`` (``"soft"`` or ``"stack"``), ``representation``,
+            ``head_params``, ``class_weight``, ``cache``, ``precision``.
 
     Returns:
         The fitted :class:`~featx.Predictor`, with ``metrics`` holding the search's best
@@ -98,11 +92,12 @@ def train(
         ValueError: For bad data (empty, mismatched lengths, one class) or options.
     """
     method = None if search is None else parse_enum(Search, search, "search")
+    tfidf = pipeline.get("tfidf", False)
     target, found_task, labels = _targets(X, y, task, tfidf=tfidf, augment=augment)
-    options = {"tfidf": tfidf, "ensemble": ensemble, "representation": representation}
-    options.update(head_params=head_params, class_weight=class_weight, cache=cache)
-    options["precision"] = precision
-    estimator = _estimator(estimator, model, head, found_task, seed, options)
+    if estimator is None:
+        estimator = build_pipeline(model, head, found_task, seed=seed, **pipeline)
+    elif pipeline:
+        raise ValueError(f"Pass {', '.join(pipeline)} or estimator, not both.")
     metrics: dict[str, Any] = {"task": found_task.value, "n_train": len(X)}
     X, target, rows = _augmented(X, target, augment, seed, metrics)
     if method is None:
@@ -168,35 +163,6 @@ def _targets(
     if augment is not None and pairs:
         raise ValueError("Augmentation edits single texts, not sentence pairs.")
     return targets
-
-
-def _estimator(
-    estimator: BaseEstimator | None,
-    model: Any,
-    head: Any,
-    task: Task,
-    seed: int | None,
-    options: dict[str, Any],
-) -> BaseEstimator:
-    """The given estimator (then no pipeline options), else the pipeline they describe."""
-    if estimator is None:
-        return build_pipeline(model, head, task, seed=seed, **options)
-    given = [k for k, v in options.items() if v != _PIPELINE_DEFAULTS[k]]
-    if given:
-        raise ValueError(f"Pass {', '.join(given)} or estimator, not both.")
-    return estimator
-
-
-# train()'s pipeline options when not given (an estimator comes with its own).
-_PIPELINE_DEFAULTS: dict[str, Any] = {
-    "tfidf": False,
-    "ensemble": None,
-    "representation": None,
-    "head_params": None,
-    "class_weight": None,
-    "cache": True,
-    "precision": None,
-}
 
 
 def _check_no_empty_texts(X: Any) -> None:

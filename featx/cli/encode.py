@@ -11,7 +11,6 @@ import click
 
 from featx.cli import options
 from featx.cli.options import friendly_errors
-from featx.cli.values import parse_layers
 from featx.errors import TruncationWarning
 from featx.exporter.parity import MIN_COSINE, MIN_MEAN_COSINE
 from featx.exporter.plan import DEFAULT_OPSET
@@ -111,11 +110,7 @@ def embed(
     output: str | None,
     fmt: str | None,
     text_col: str,
-    pooling: str | None,
-    normalize: bool | None,
-    layers: str | None,
-    combine: str | None,
-    long_text: str | None,
+    representation: dict[str, Any],
     precision: str | None,
     threads: int | None,
     batch_size: int,
@@ -130,19 +125,8 @@ def embed(
         output_format(output)  # fail before the work, not after it
         options.refuse_existing(output, force)
     texts = read_texts(input, fmt=fmt, column=text_col)
-    chosen: dict[str, Any] = {
-        "pooling": pooling,
-        "normalize": normalize,
-        "layers": parse_layers(layers),
-        "combine": combine,
-        "long_text": long_text,
-    }
     encoder = load(
-        model,
-        precision=precision,
-        threads=threads,
-        batch_size=batch_size,
-        **{k: v for k, v in chosen.items() if v is not None},
+        model, precision=precision, threads=threads, batch_size=batch_size, **representation
     )
     with warnings.catch_warnings():
         warnings.simplefilter("always", TruncationWarning)

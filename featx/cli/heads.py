@@ -14,7 +14,7 @@ import click
 
 from featx.cli import options
 from featx.cli.options import DataSpec, data_options, friendly_errors
-from featx.cli.values import parse_layers, parse_params
+from featx.cli.values import parse_params
 from featx.io import INPUT_FORMATS
 
 
@@ -55,11 +55,7 @@ def train(
     params: tuple[str, ...],
     class_weight: str | None,
     task: str | None,
-    pooling: str | None,
-    normalize: bool | None,
-    layers: str | None,
-    combine: str | None,
-    long_text: str | None,
+    representation: dict[str, Any],
     precision: str | None,
     search: str | None,
     search_representation: bool,
@@ -81,13 +77,6 @@ def train(
     multilabel = task == "multilabel"
     X, y = spec.read(data, multilabel=multilabel)
     dev_set = None if dev is None else spec.read_dev(dev, multilabel=multilabel)
-    representation = {
-        "pooling": pooling,
-        "normalize": normalize,
-        "combine": combine,
-        "layers": parse_layers(layers, allow_all=True),
-        "long_text": long_text,
-    }
     predictor = run(
         X,
         y,
@@ -96,7 +85,7 @@ def train(
         task=task,
         tfidf=tfidf,
         ensemble=ensemble,
-        representation={k: v for k, v in representation.items() if v is not None},
+        representation=representation,
         head_params=parse_params(params),
         class_weight=class_weight,
         cache=cache,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from featx import files
-from featx.cli.values import choices, parse_train_layers
+from featx.cli.values import choices, parse_layers, parse_train_layers
 from featx.config import (
     Autocast,
     Ensemble,
@@ -124,21 +124,45 @@ def input_format(formats: tuple[str, ...] = INPUT_FORMATS) -> Decorator[Any]:
 
 
 def representation(*, allow_all_layers: bool = False) -> Decorator[Any]:
-    """--pooling, --normalize/--no-normalize, --layers, --combine, --long-text."""
+    """--pooling, --normalize/--no-normalize, --layers, --combine, --long-text.
+
+    Passed on as one ``representation`` dict of the options given (layers parsed).
+    """
     layers_help = "Hidden-state layers, e.g. -1 or -4,-3,-2,-1" + (
         " or all." if allow_all_layers else "."
     )
-    return _options(
-        pooling(),
-        normalize(),
-        click.option("--layers", help=layers_help),
-        combine(),
-        click.option(
-            "--long-text",
-            type=choices(LongText, "long_text"),
-            help="Over-long texts: truncate (with a warning) or window and pool.",
-        ),
-    )
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(
+            *args: Any,
+            pooling: str | None,
+            normalize: bool | None,
+            layers: str | None,
+            combine: str | None,
+            long_text: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            chosen: dict[str, Any] = {"pooling": pooling, "normalize": normalize}
+            chosen["combine"] = combine
+            chosen["layers"] = parse_layers(layers, allow_all=allow_all_layers)
+            chosen["long_text"] = long_text
+            given = {k: v for k, v in chosen.items() if v is not None}
+            return command(*args, representation=given, **kwargs)
+
+        return _options(
+            pooling(),
+            normalize(),
+            click.option("--layers", help=layers_help),
+            combine(),
+            click.option(
+                "--long-text",
+                type=choices(LongText, "long_text"),
+                help="Over-long texts: truncate (with a warning) or window and pool.",
+            ),
+        )(wrapper)
+
+    return decorate
 
 
 def pooling() -> Decorator[Any]:

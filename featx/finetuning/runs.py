@@ -24,7 +24,7 @@ from featx.finetuning.gate import head_input
 from featx.finetuning.model import TextModel, add_lora
 from featx.finetuning.settings import Settings
 from featx.finetuning.setup import check_memory, feeder, starting_point, tokenise, torch_device
-from featx.finetuning.trainer import Data, History, fit, run_report
+from featx.finetuning.trainer import Data, History, Training, run_report
 from featx.predictor import Predictor
 from featx.sources import default_model
 
@@ -110,7 +110,7 @@ class _Runs:
         scorer = None
         if problem.dev_columns is not None and problem.dev_targets is not None:
             scorer = _scorer(text_model, reference, problem, frozen=settings.train_layers == 0)
-        history = fit(
+        training = Training(
             text_model,
             self.train,
             settings,
@@ -118,11 +118,9 @@ class _Runs:
             n_out=targets.n_out,
             num_layers=self.spec.num_layers,
             feed=feeder(reference),
-            score=scorer,
-            metric=self.metric,
             device=self.device,
-            show_progress=self.show,
         )
+        history = training.run(scorer, self.metric, show_progress=self.show)
         text_model.to("cpu")
         counts = _count(text_model)  # before adapters merge away
         if settings.lora:  # fold the adapters into the weights: a plain encoder again

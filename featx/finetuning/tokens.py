@@ -3,7 +3,7 @@
 The encoder's top layers and a per-piece linear tag classifier train on the first piece
 of every word (the other pieces are ignored by the loss), with the same optimiser,
 schedules, precision and early stopping as sentence fine-tuning
-(:func:`~featx.finetuning.trainer.fit`). The classifier is a training aid: the result is
+(:class:`~featx.finetuning.trainer.Training`). The classifier is a training aid: the result is
 an encoder artifact (ONNX, behind the export's parity gate, with its Hugging Face folder
 under ``hf/``) whose last hidden state now carries the tags, and the tagger's CRF head is
 then trained on its frozen word vectors as on any encoder.
@@ -27,7 +27,7 @@ from featx.finetuning.export import export_encoder, seal_finetuned
 from featx.finetuning.model import Head
 from featx.finetuning.settings import Settings, SettingsOptions
 from featx.finetuning.setup import Feed, feeder, starting_point, torch_device
-from featx.finetuning.trainer import Data, fit, run_report
+from featx.finetuning.trainer import Data, Training, run_report
 from featx.words import join_words
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def finetune_encoder(
     feed = feeder(reference)
     torch_dev = torch_device(device)
     score = None if dev is None else _dev_scorer(token_model, reference, feed, dev, torch_dev)
-    history = fit(
+    training = Training(
         token_model,  # type: ignore[arg-type]
         Data([windows], _padded(labels)),
         chosen,
@@ -143,11 +143,9 @@ def finetune_encoder(
         n_out=n_tags,
         num_layers=spec.num_layers,
         feed=feed,
-        score=score,
-        metric="f1",
         device=torch_dev,
-        show_progress=want_progress(show_progress),
     )
+    history = training.run(score, "f1", show_progress=want_progress(show_progress))
     token_model.to("cpu")
     report = run_report(
         history,

@@ -1,6 +1,6 @@
 """The training loop: AdamW, warmup and decay, layer-wise learning rates, early stopping.
 
-Everything a fine-tuning run needs and nothing about files: :func:`fit` takes a
+Everything a fine-tuning run needs and nothing about files: :class:`Training` takes a
 :class:`~featx.finetuning.model.TextModel`, tokenised data and :class:`Settings`, trains
 what :func:`~featx.finetuning.model.freeze` left trainable, scores the dev set after each
 epoch (or every ``eval_every`` steps), keeps the best weights, and returns the history.
@@ -168,21 +168,11 @@ def mix(
     return features * lam + features[perm] * (1 - lam), mixed
 
 
-def fit(
-    model: TextModel,
-    train: Data,
-    settings: Settings,
-    *,
-    task: str,
-    n_out: int,
-    num_layers: int,
-    feed: Callable[[list[NDArray[np.int32]]], dict[str, torch.Tensor]],
-    score: Callable[[], dict[str, float]] | None = None,
-    metric: str = "",
-    device: torch.device | None = None,
-    show_progress: bool = False,
-) -> History:
-    """Train ``model`` in place on ``train``; restore the weights of the best dev score.
+class Training:
+    """One training run: the optimiser, the schedule, dev scoring and the best weights.
+
+    ``Training(model, data, settings, ...).run(score, metric)`` trains ``model`` in place
+    and restores the weights of its best dev score.
 
     Args:
         model: The model; its trainable parameters are set by ``settings.train_layers``.
@@ -192,28 +182,20 @@ def fit(
         n_out: Width of the head's output.
         num_layers: Transformer layers of the encoder.
         feed: Pads a list of windows into the model's input tensors.
-        score: Scores the model on the dev set (higher is better under ``metric``).
-        metric: The key of ``score``'s result that early stopping follows.
         device: Where to train (default: CPU).
-        show_progress: Show a progress bar per epoch.
     """
-    loop = _Loop(model, train, settings, task, n_out, num_layers, feed, device)
-    return loop.run(score, metric, show_progress)
-
-
-class _Loop:
-    """One training run: the optimiser, the schedule, dev scoring and the best weights."""
 
     def __init__(
         self,
         model: TextModel,
         train: Data,
         settings: Settings,
+        *,
         task: str,
         n_out: int,
         num_layers: int,
         feed: Callable[[list[NDArray[np.int32]]], dict[str, torch.Tensor]],
-        device: torch.device | None,
+        device: torch.device | None = None,
     ) -> None:
         self.model, self.train, self.settings = model, train, settings
         self.task, self.n_out, self.num_layers, self.feed = task, n_out, num_layers, feed
@@ -293,8 +275,13 @@ class _Loop:
         return lr
 
     def run(
-        self, score: Callable[[], dict[str, float]] | None, metric: str, show_progress: bool
+        self,
+        score: Callable[[], dict[str, float]] | None = None,
+        metric: str = "",
+        *,
+        show_progress: bool = False,
     ) -> History:
+        """Train; ``score`` rates the dev set (higher is better under ``metric``)."""
         from tqdm.auto import tqdm
 
         settings, model = self.settings, self.model
