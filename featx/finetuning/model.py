@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from featx.config import Pooling, Representation
+from featx.extras import install_command, require_module
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
@@ -200,10 +201,9 @@ def add_lora(
     Merge them back with ``merge_and_unload()`` before export: the exported graph is a
     plain encoder with updated weights.
     """
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("LoRA needs peft: pip install peft (in the 'export' extra)") from err
+    require_module("peft", "LoRA needs peft (in the 'export' extra)", install_command("export"))
+    from peft import LoraConfig, get_peft_model
+
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
