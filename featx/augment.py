@@ -288,7 +288,7 @@ class MaskedLM:
             with torch.no_grad():
                 logits = self.model(**batch).logits[0, int(where[0, 0])]
             for token_id in logits.topk(10).indices.tolist():
-                guess = self.tokenizer.decode([token_id]).strip()
+                guess = str(self.tokenizer.decode([token_id])).strip()
                 low = guess.lower()
                 if _WORD.match(guess) and low != words[i].lower() and low not in PROTECTED:
                     words[i] = guess

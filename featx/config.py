@@ -30,7 +30,14 @@ class Family(str, Enum):
     BERT = "bert"
     ROBERTA = "roberta"
     DISTILBERT = "distilbert"
+    MODERNBERT = "modernbert"
     GPT2 = "gpt2"
+    QWEN3 = "qwen3"
+
+    @property
+    def is_decoder(self) -> bool:
+        """Causal models: their last token has read the whole text (last-token pooling)."""
+        return self in (Family.GPT2, Family.QWEN3)
 
 
 class LayerCombine(str, Enum):
@@ -47,6 +54,13 @@ class LongText(str, Enum):
     TRUNCATE = "truncate"
     CHUNK_MEAN = "chunk_mean"
     CHUNK_MAX = "chunk_max"
+
+
+class Exporter(str, Enum):
+    """Which tool turns a torch model into the ONNX graph (featx's gate checks either)."""
+
+    TORCH = "torch"  # torch.onnx (TorchScript), featx's own wrapper: every family here
+    OPTIMUM = "optimum"  # optimum's exporter with featx's hidden-state outputs
 
 
 class Precision(str, Enum):

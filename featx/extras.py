@@ -8,6 +8,7 @@ import importlib
 MODULES: dict[str, tuple[str, ...]] = {
     "export": ("torch", "transformers", "onnx"),
     "io": ("pyarrow",),
+    "optimum": ("optimum.exporters.onnx",),
     "report": ("matplotlib",),
     "server": ("flask", "gunicorn", "prometheus_client", "orjson"),
     "spark": ("pyspark", "pyarrow"),

@@ -26,13 +26,17 @@ MODEL_TYPES = {
     "xlm-roberta": Family.ROBERTA,
     "camembert": Family.ROBERTA,
     "distilbert": Family.DISTILBERT,
+    "modernbert": Family.MODERNBERT,
     "gpt2": Family.GPT2,
+    "qwen3": Family.QWEN3,
 }
 FAMILY_INPUTS = {
     Family.BERT: ("input_ids", "attention_mask", "token_type_ids"),
     Family.ROBERTA: ("input_ids", "attention_mask"),
     Family.DISTILBERT: ("input_ids", "attention_mask"),
+    Family.MODERNBERT: ("input_ids", "attention_mask"),
     Family.GPT2: ("input_ids", "attention_mask"),
+    Family.QWEN3: ("input_ids", "attention_mask"),
 }
 # sentence-transformers 1_Pooling/config.json keys -> featx pooling.
 ST_POOLING = {
@@ -238,7 +242,7 @@ def inspect_folder(folder: Path, entry: RegistryEntry | None = None, **overrides
     if family is Family.ROBERTA:
         max_positions -= int(config.get("pad_token_id", 1)) + 1  # positions start after pad
     settings: dict[str, Any] = {
-        "pooling": Pooling.LAST if family is Family.GPT2 else Pooling.MEAN,
+        "pooling": Pooling.LAST if family.is_decoder else Pooling.MEAN,
         "normalize": False,
         "max_length": max_positions,
     }

@@ -27,7 +27,7 @@ CORPUS = [
     "text vectors from a model, token by token",
     "naïve café —東京 ünïcödé 1 2 3",
 ]
-FAMILIES = ("bert", "roberta", "distilbert", "gpt2")
+FAMILIES = ("bert", "roberta", "distilbert", "modernbert", "gpt2", "qwen3")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -53,9 +53,10 @@ def shared_data():
 MAX_POSITIONS = 64
 
 
-def _wordpiece_dir(out: Path, tokenizer_cls: type) -> None:
+def wordpiece_dir(out: Path, tokenizer_cls: type) -> None:
     (out / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS + WORDS) + "\n", encoding="utf-8")
-    tokenizer_cls(vocab_file=str(out / "vocab.txt")).save_pretrained(out)
+    # from_pretrained reads vocab.txt in transformers 4 and 5 alike (their keywords differ).
+    tokenizer_cls.from_pretrained(str(out)).save_pretrained(out)
 
 
 def _bpe_files(out: Path, special: list[str]) -> tuple[str, str]:
@@ -76,7 +77,7 @@ def build_tiny_model(family: str, out: Path) -> Path:
     torch.manual_seed(0)
     common = {"vocab_size": 0, "max_position_embeddings": MAX_POSITIONS}
     if family == "bert":
-        _wordpiece_dir(out, tf.BertTokenizerFast)
+        wordpiece_dir(out, tf.BertTokenizerFast)
         vocab = len(SPECIAL_TOKENS + WORDS)
         config = tf.BertConfig(
             **{**common, "vocab_size": vocab},
@@ -87,15 +88,15 @@ def build_tiny_model(family: str, out: Path) -> Path:
         )
         model = tf.BertModel(config)
     elif family == "distilbert":
-        _wordpiece_dir(out, tf.DistilBertTokenizerFast)
+        wordpiece_dir(out, tf.DistilBertTokenizerFast)
         vocab = len(SPECIAL_TOKENS + WORDS)
         config = tf.DistilBertConfig(
             **{**common, "vocab_size": vocab}, dim=32, n_layers=2, n_heads=4, hidden_dim=37
         )
         model = tf.DistilBertModel(config)
     elif family == "roberta":
-        vocab_file, merges = _bpe_files(out, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-        tf.RobertaTokenizerFast(vocab_file=vocab_file, merges_file=merges).save_pretrained(out)
+        _bpe_files(out, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+        tf.RobertaTokenizerFast.from_pretrained(str(out)).save_pretrained(out)
         config = tf.RobertaConfig(
             vocab_size=400,
             max_position_embeddings=MAX_POSITIONS + 2,
@@ -109,8 +110,8 @@ def build_tiny_model(family: str, out: Path) -> Path:
         )
         model = tf.RobertaModel(config, add_pooling_layer=False)
     elif family == "gpt2":
-        vocab_file, merges = _bpe_files(out, ["<|endoftext|>"])
-        tf.GPT2TokenizerFast(vocab_file=vocab_file, merges_file=merges).save_pretrained(out)
+        _bpe_files(out, ["<|endoftext|>"])
+        tf.GPT2TokenizerFast.from_pretrained(str(out)).save_pretrained(out)
         config = tf.GPT2Config(
             vocab_size=400,
             n_positions=MAX_POSITIONS,
@@ -121,6 +122,39 @@ def build_tiny_model(family: str, out: Path) -> Path:
             eos_token_id=0,
         )
         model = tf.GPT2Model(config)
+    elif family == "modernbert":
+        wordpiece_dir(out, tf.BertTokenizerFast)
+        config = tf.ModernBertConfig(
+            **{**common, "vocab_size": len(SPECIAL_TOKENS + WORDS)},
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=48,
+            global_attn_every_n_layers=2,  # one global, one local (sliding window) layer
+            local_attention=16,
+            pad_token_id=0,
+            cls_token_id=2,
+            sep_token_id=3,
+            bos_token_id=2,
+            eos_token_id=3,
+            reference_compile=False,
+        )
+        model = tf.ModernBertModel(config)
+    elif family == "qwen3":
+        _bpe_files(out, ["<|endoftext|>"])
+        tf.GPT2TokenizerFast.from_pretrained(str(out)).save_pretrained(out)
+        config = tf.Qwen3Config(
+            **{**common, "vocab_size": 400},
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            intermediate_size=48,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = tf.Qwen3Model(config)
     else:
         raise ValueError(family)
     model.eval().save_pretrained(out)

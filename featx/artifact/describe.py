@@ -53,7 +53,8 @@ def _encoder(m: Manifest) -> list[str]:
         f"max_length {spec.max_length}",
         f"pooling:    {rep.pooling.value}, normalize {rep.normalize}",
         f"variants:   {', '.join(p.value for p in encoder.variants)} "
-        f"(default {encoder.default_precision.value}; opset {encoder.opset})",
+        f"(default {encoder.default_precision.value}; opset {encoder.opset}; "
+        f"exporter {encoder.exporter.value})",
     ]
 
 

@@ -20,7 +20,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from featx.config import ModelSpec, Precision, parse_enum
+from featx.config import Exporter, ModelSpec, Precision, parse_enum
 from featx.errors import ModelLoadError
 
 MANIFEST = "featx.json"
@@ -99,6 +99,7 @@ class EncoderSection:
         default_precision: The graph used on CPU when none is asked for.
         parity: Figures per precision (min/mean cosine, max abs diff, ...).
         gate: The cosine thresholds int8 had to meet.
+        exporter: What made the fp32 graph.
     """
 
     opset: int
@@ -106,6 +107,7 @@ class EncoderSection:
     default_precision: Precision
     parity: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gate: Mapping[str, float] = field(default_factory=dict)
+    exporter: Exporter = Exporter.TORCH
 
     def __post_init__(self) -> None:
         variants = {parse_enum(Precision, k, "precision"): v for k, v in self.variants.items()}
@@ -116,6 +118,7 @@ class EncoderSection:
         object.__setattr__(self, "default_precision", default)
         object.__setattr__(self, "parity", _frozen(self.parity))
         object.__setattr__(self, "gate", _frozen(self.gate))
+        object.__setattr__(self, "exporter", parse_enum(Exporter, self.exporter, "exporter"))
 
     @property
     def precisions(self) -> list[str]:
@@ -299,6 +302,7 @@ def _encoder_dict(encoder: EncoderSection) -> dict[str, Any]:
         "default_precision": encoder.default_precision.value,
         "parity": _thaw(encoder.parity),
         "gate": _thaw(encoder.gate),
+        "exporter": encoder.exporter.value,
     }
 
 
@@ -309,6 +313,7 @@ def _encoder(data: Mapping[str, Any]) -> EncoderSection:
         default_precision=data["default_precision"],
         parity=data.get("parity", {}),
         gate=data.get("gate", {}),
+        exporter=data.get("exporter", Exporter.TORCH),
     )
 
 

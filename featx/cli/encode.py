@@ -11,6 +11,8 @@ import click
 
 from featx.cli import options
 from featx.cli.options import friendly_errors
+from featx.cli.values import choices
+from featx.config import Exporter
 from featx.errors import TruncationWarning
 from featx.exporter.parity import MIN_COSINE, MIN_MEAN_COSINE
 from featx.exporter.plan import DEFAULT_OPSET
@@ -50,6 +52,13 @@ from featx.exporter.plan import DEFAULT_OPSET
 @options.pooling()
 @options.normalize()
 @click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True)
+@click.option(
+    "--exporter",
+    type=choices(Exporter, "exporter"),
+    default=Exporter.TORCH.value,
+    show_default=True,
+    help="torch (featx's own) or optimum (needs featx[optimum], transformers 4.x).",
+)
 @options.force()
 @friendly_errors
 def export(
@@ -64,6 +73,7 @@ def export(
     pooling: str | None,
     normalize: bool | None,
     opset: int,
+    exporter: str,
     force: bool,
 ) -> None:
     """Export MODEL (alias, hub id or folder) to the artifact directory OUT."""
@@ -83,6 +93,7 @@ def export(
         pooling=pooling,
         normalize=normalize,
         opset=opset,
+        exporter=exporter,
         force=force,
     )
     click.echo(f"wrote {result.path}")

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from featx.batching import plan_batches
-from featx.config import Family, Representation, parse_enum
+from featx.config import Representation, parse_enum
 from featx.encoders.base import Backend
 from featx.environment import progress_bar, want_progress
 from featx.pooling import combine_layers
@@ -58,7 +58,7 @@ def encode_words(
 ) -> list[WordVectors]:
     """One vector per word: see :meth:`TransformerEncoder.encode_tokens`."""
     indices = backend.layer_indices(rep)
-    default = Subword.LAST if backend.spec.family is Family.GPT2 else Subword.FIRST
+    default = Subword.LAST if backend.spec.family.is_decoder else Subword.FIRST
     how = default if subword is None else parse_enum(Subword, subword, "subword")
     docs = word_inputs(texts)
     starts = np.cumsum([0] + [len(words) for _, words, _ in docs])

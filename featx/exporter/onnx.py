@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from featx.config import Family, ModelSpec
+from featx.config import ModelSpec
 from featx.encoders.torch import load_hf_model
 from featx.exporter.plan import DEFAULT_OPSET
 
@@ -29,20 +29,30 @@ class _HiddenStates(torch.nn.Module):
         super().__init__()
         self.model = model
         self.input_names = spec.input_names
-        self.decoder = spec.family is Family.GPT2
+        self.decoder = spec.family.is_decoder
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         kwargs = dict(zip(self.input_names, inputs, strict=True))
         extra = {}
         if self.decoder:
-            # transformers builds decoder masks with torch.vmap, which the TorchScript
-            # exporter cannot trace. A ready 4-D additive padding mask is used as given;
-            # eager GPT-2 attention adds its causal mask itself.
-            mask = kwargs["attention_mask"][:, None, None, :].to(torch.float32)
-            kwargs["attention_mask"] = (1.0 - mask) * torch.finfo(torch.float32).min
+            # transformers 4 builds decoder masks with torch.vmap, which the TorchScript
+            # exporter cannot trace; transformers 5 takes a 4-D mask as the whole mask. So
+            # the mask is given ready, causal and padding both (4.x also applies its own
+            # causal mask: the same positions again).
+            kwargs["attention_mask"] = causal_padding_mask(kwargs["attention_mask"])
             extra["use_cache"] = False
         out = self.model(**kwargs, output_hidden_states=True, return_dict=True, **extra)
         return tuple(out.hidden_states)
+
+
+def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens) 0/1 -> (batch, 1, tokens, tokens) additive: no future, no padding."""
+    keep = attention_mask[:, None, None, :].to(torch.bool)
+    n = attention_mask.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=attention_mask.device).tril()
+    allowed = keep & causal[None, None, :, :]
+    zero = torch.zeros((), dtype=torch.float32)
+    return torch.where(allowed, zero, torch.finfo(torch.float32).min)
 
 
 def export_onnx(model_dir: Path, out: Path, spec: ModelSpec, *, opset: int = DEFAULT_OPSET) -> None:

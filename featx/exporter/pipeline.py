@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from featx.artifact import is_artifact
+from featx.config import Exporter, parse_enum
 from featx.exporter.parity import MIN_COSINE, MIN_MEAN_COSINE, PROBE_TEXTS
 from featx.exporter.plan import DEFAULT_OPSET, ExportPlan, ExportResult
 from featx.extras import require
@@ -36,6 +37,7 @@ def export(
     pooling: str | None = None,
     normalize: bool | None = None,
     opset: int = DEFAULT_OPSET,
+    exporter: Exporter | str = Exporter.TORCH,
     force: bool = False,
     show_progress: bool | None = None,
 ) -> ExportResult:
@@ -56,6 +58,8 @@ def export(
         pooling: Override the model's default pooling.
         normalize: Override the model's default L2 normalisation.
         opset: ONNX opset.
+        exporter: ``"torch"`` (featx's wrapper over ``torch.onnx``, the default) or
+            ``"optimum"`` (optimum's exporter, the ``optimum`` extra; transformers 4.x).
         force: Replace ``out`` if it exists (only once the new artifact is complete).
         show_progress: Show a progress bar of the steps; ``None`` shows one on a terminal.
 
@@ -87,12 +91,15 @@ def export(
         gate={"min_mean_cosine": min_mean_cosine, "min_cosine": min_cosine},
         overrides={"max_length": max_length, "pooling": pooling, "normalize": normalize},
         opset=opset,
+        exporter=parse_enum(Exporter, exporter, "exporter"),
         force=force,
         show_progress=show_progress,
     )
     if is_artifact(resolve(model).folder or ""):
         raise ValueError(f"{model!r} is already a featx artifact; load it with featx.load().")
     require("export", "featx.export")
+    if plan.exporter is Exporter.OPTIMUM:
+        require("optimum", "featx.export(exporter='optimum')")
     from featx.exporter.steps import build
 
     return build(plan)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from featx.config import Exporter
+
 DEFAULT_OPSET = 17
 
 
@@ -40,5 +42,6 @@ class ExportPlan:
     gate: dict[str, float]
     overrides: dict[str, Any]
     opset: int
+    exporter: Exporter
     force: bool
     show_progress: bool | None

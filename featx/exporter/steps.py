@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 from featx._version import __version__
 from featx.artifact import EncoderSection, Kind, Manifest, Origin, Variant, seal, staging
 from featx.artifact.manifest import GRAPH_FILES, TOKENIZER_FILE
-from featx.config import ModelSpec, Precision
+from featx.config import Exporter, ModelSpec, Precision
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
 from featx.environment import want_progress
@@ -69,7 +69,7 @@ def build(plan: ExportPlan) -> ExportResult:
     ):
         graphs = _Graphs(stage, tokenizer, spec, reference, plan.probes)
         step()
-        _fp32(graphs, model_dir, plan.opset, step)
+        _fp32(graphs, model_dir, plan, step)
         default, reason = Precision.FP32, "int8 not built (quantize=False)"
         if plan.quantize:
             step()
@@ -90,9 +90,15 @@ def build(plan: ExportPlan) -> ExportResult:
     return ExportResult(plan.out, default.value, graphs.parity, reason)
 
 
-def _fp32(graphs: _Graphs, model_dir: Path, opset: int, step: Callable[[], None]) -> None:
+def _fp32(graphs: _Graphs, model_dir: Path, plan: ExportPlan, step: Callable[[], None]) -> None:
     """Export the fp32 graph and the tokenizer; refuse a graph that disagrees with torch."""
-    export_onnx(model_dir, graphs.stage / GRAPH_FILES[Precision.FP32], graphs.spec, opset=opset)
+    if plan.exporter is Exporter.OPTIMUM:
+        from featx.exporter.optimum import export_onnx as export_graph
+    else:
+        export_graph = export_onnx
+    export_graph(
+        model_dir, graphs.stage / GRAPH_FILES[Precision.FP32], graphs.spec, opset=plan.opset
+    )
     graphs.tokenizer.save(str(graphs.stage / TOKENIZER_FILE))
     graphs.variants[Precision.FP32] = Variant(GRAPH_FILES[Precision.FP32])
     step()
@@ -128,6 +134,7 @@ def _write_parity(graphs: _Graphs, plan: ExportPlan, default: Precision, reason:
         graphs.stage / PARITY_FILE,
         {
             "reference": f"torch {torch.__version__} fp32",
+            "exporter": plan.exporter.value,
             "n_probe_texts": len(plan.probes),
             "n_user_probe_texts": len(plan.probes) - len(PROBE_TEXTS),
             "variants": graphs.parity,
@@ -147,6 +154,7 @@ def _manifest(graphs: _Graphs, origin: Origin, plan: ExportPlan, default: Precis
         model=graphs.spec,
         encoder=EncoderSection(
             opset=plan.opset,
+            exporter=plan.exporter,
             variants=graphs.variants,
             default_precision=default,
             parity=graphs.parity,

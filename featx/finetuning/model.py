@@ -178,13 +178,17 @@ def layer_groups(model: TextModel, num_layers: int) -> Iterator[tuple[int, list[
 
 
 # The attention projections LoRA adapts, per model family (query and value, as in Hu et
-# al. 2021); GPT-2 fuses q, k and v into one Conv1D.
+# al. 2021); GPT-2 and ModernBERT fuse q, k and v into one projection.
 LORA_TARGETS = {
     "bert": ["query", "value"],
     "roberta": ["query", "value"],
     "distilbert": ["q_lin", "v_lin"],
+    "modernbert": ["Wqkv"],
     "gpt2": ["c_attn"],
+    "qwen3": ["q_proj", "v_proj"],
 }
+# The name of each family's list of Transformer blocks (peft's layers_pattern).
+LAYER_LISTS = {"gpt2": "h", "modernbert": "layers", "qwen3": "layers"}
 
 
 def add_lora(
@@ -210,7 +214,7 @@ def add_lora(
         lora_dropout=dropout,
         target_modules=LORA_TARGETS[family],
         layers_to_transform=layers,
-        layers_pattern=None if layers is None else ("h" if family == "gpt2" else "layer"),
+        layers_pattern=None if layers is None else LAYER_LISTS.get(family, "layer"),
         fan_in_fan_out=family == "gpt2",
     )
     return get_peft_model(encoder, config)

@@ -36,7 +36,8 @@ def as_format_1(manifest: Manifest) -> dict[str, Any]:
         out["source"] = {"hub_id": None, **d["source"]}
     if "model" in d:
         out["model"] = d["model"]
-        out.update(d["encoder"])
+        # featx 0.1 knew one exporter (torch) and did not name it.
+        out.update({k: v for k, v in d["encoder"].items() if k != "exporter"})
     if "head" in d:
         head = d["head"]
         out["predictor"] = {

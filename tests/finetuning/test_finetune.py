@@ -56,10 +56,14 @@ def _frozen_prefixes(family: str, n_layers: int, train_layers: int) -> tuple[str
         "bert": "encoder.layer",
         "roberta": "encoder.layer",
         "distilbert": "transformer.layer",
+        "modernbert": "layers",
         "gpt2": "h",
+        "qwen3": "layers",
     }
     frozen = [f"{block[family]}.{i}." for i in range(n_layers - train_layers)]
-    embeddings = {"gpt2": ("wte.", "wpe.")}.get(family, ("embeddings.",))
+    embeddings = {"gpt2": ("wte.", "wpe."), "qwen3": ("embed_tokens.",)}.get(
+        family, ("embeddings.",)
+    )
     return (*frozen, *embeddings)
 
 
@@ -436,7 +440,10 @@ def test_lora_adapters_train_then_merge_into_a_plain_encoder(
     before = _weights(source)
     changed = sorted(k for k in after if k in before and not np.array_equal(after[k], before[k]))
     targets = {"bert": "query", "roberta": "query", "distilbert": "q_lin", "gpt2": "c_attn"}
-    assert changed and all(targets[family] in k or "value" in k or "v_lin" in k for k in changed)
+    targets.update(modernbert="Wqkv", qwen3="q_proj")
+    assert changed and all(
+        targets[family] in k or "value" in k or "v_lin" in k or "v_proj" in k for k in changed
+    )
     assert all(".1." in k for k in changed)  # the top layer only
     assert set(Predictor.load(out).predict(TEXTS[:2])) <= {"neg", "pos"}
 

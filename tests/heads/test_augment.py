@@ -68,10 +68,9 @@ def test_default_model_synonyms_are_close_words() -> None:
 def test_masked_lm_substitution(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     import transformers as tf
-    from conftest import SPECIAL_TOKENS, WORDS
+    from conftest import SPECIAL_TOKENS, WORDS, wordpiece_dir
 
-    (tmp_path / "vocab.txt").write_text("\n".join(SPECIAL_TOKENS + WORDS) + "\n")
-    tf.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    wordpiece_dir(tmp_path, tf.BertTokenizerFast)
     torch.manual_seed(0)
     config = tf.BertConfig(
         vocab_size=len(SPECIAL_TOKENS + WORDS),
