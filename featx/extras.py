@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 # Each extra of pyproject.toml, with the modules featx imports from it.
 MODULES: dict[str, tuple[str, ...]] = {
@@ -20,6 +21,11 @@ _INSTALL = {"export": "pip install torch==2.13.0 'featx[export]'"}
 def install_command(extra: str) -> str:
     """The pip command that installs ``extra``."""
     return _INSTALL.get(extra, f"pip install 'featx[{extra}]'")
+
+
+def available(extra: str) -> bool:
+    """Whether every top-level package of ``extra`` is installed (found, not imported)."""
+    return all(importlib.util.find_spec(m.partition(".")[0]) is not None for m in MODULES[extra])
 
 
 def require(extra: str, what: str) -> None:

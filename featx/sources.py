@@ -38,7 +38,15 @@ FAMILY_INPUTS = {
     Family.GPT2: ("input_ids", "attention_mask"),
     Family.QWEN3: ("input_ids", "attention_mask"),
 }
-# sentence-transformers 1_Pooling/config.json keys -> featx pooling.
+# sentence-transformers 5+ write "pooling_mode": "mean" (a name, or a list of names).
+ST_POOLING_MODES = {
+    "mean": Pooling.MEAN,
+    "cls": Pooling.CLS,
+    "max": Pooling.MAX,
+    "lasttoken": Pooling.LAST,
+    "weightedmean": Pooling.WEIGHTED_MEAN,
+}
+# Older 1_Pooling/config.json files have one boolean key per mode.
 ST_POOLING = {
     "pooling_mode_mean_tokens": Pooling.MEAN,
     "pooling_mode_cls_token": Pooling.CLS,
@@ -184,19 +192,52 @@ def _sentence_transformers_settings(folder: Path) -> dict[str, Any]:
     for module in modules:
         if module.get("type", "").endswith("Pooling"):
             config = _read_json(folder / module.get("path", "") / "config.json")
-            chosen = [p for key, p in ST_POOLING.items() if config.get(key)]
-            if len(chosen) != 1:
-                raise ModelLoadError(
-                    f"{folder} asks for pooling modes {[p.value for p in chosen]}; featx "
-                    "supports exactly one pooling mode per model."
-                )
-            settings["pooling"] = chosen[0]
+            settings["pooling"] = _st_pooling(folder, config)
+    length = _st_max_length(folder)
+    if length is not None:
+        settings["max_length"] = length
+    return settings
+
+
+def _st_pooling(folder: Path, config: dict[str, Any]) -> Pooling:
+    """The one pooling mode of a sentence-transformers Pooling config (either form)."""
+    mode = config.get("pooling_mode")
+    if mode is not None:
+        names = [mode] if isinstance(mode, str) else list(mode)
+        unknown = [n for n in names if n not in ST_POOLING_MODES]
+        if unknown:
+            raise ModelLoadError(
+                f"{folder} asks for pooling mode(s) {unknown}; featx pools with "
+                f"{', '.join(ST_POOLING_MODES)}."
+            )
+        chosen = [ST_POOLING_MODES[n] for n in names]
+    else:
+        chosen = [p for key, p in ST_POOLING.items() if config.get(key)]
+    if len(chosen) != 1:
+        raise ModelLoadError(
+            f"{folder} asks for pooling modes {[p.value for p in chosen]}; featx "
+            "supports exactly one pooling mode per model."
+        )
+    return chosen[0]
+
+
+def _st_max_length(folder: Path) -> int | None:
+    """sentence-transformers' max sequence length, from either place it is kept.
+
+    Before version 5 it is ``sentence_bert_config.json``; later versions keep it as the
+    tokenizer's ``model_max_length``.
+    """
     bert_config = folder / "sentence_bert_config.json"
     if bert_config.is_file():
         length = _read_json(bert_config).get("max_seq_length")
         if isinstance(length, int):
-            settings["max_length"] = length
-    return settings
+            return length
+    tokenizer_config = folder / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        length = _read_json(tokenizer_config).get("model_max_length")
+        if isinstance(length, int) and length < 1_000_000:  # huge values mean "no limit"
+            return length
+    return None
 
 
 def _first(config: dict[str, Any], *keys: str) -> Any:
@@ -283,6 +324,11 @@ def fetch(source: Source) -> tuple[Path, str]:
     if source.folder is not None:
         model_dir = transformer_folder(source.folder)
         weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+        weights = (
+            weights
+            or sorted(source.folder.glob("onnx/*.onnx"))
+            or sorted(source.folder.glob("*.onnx"))
+        )  # a folder with only its ONNX export
         digest = sha256_file(weights[0])[:16] if weights else "none"
         return source.folder, f"sha256:{digest}"
     from huggingface_hub import snapshot_download

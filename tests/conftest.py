@@ -3,9 +3,13 @@ shared evaluation data (``FEATX_DATA_DIR``, else ``../shared/data`` beside the c
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,6 +55,26 @@ def shared_data():
 
 
 MAX_POSITIONS = 64
+
+
+# Loads a model in a process where torch and transformers cannot be imported at all.
+_NO_TORCH = (
+    "import sys, json; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
+    "import featx; e = featx.load(sys.argv[1], precision='fp32'); "
+    "print(json.dumps(e.encode(json.loads(sys.argv[2])).tolist()))"
+)
+
+
+def no_torch_vectors(model: Path, texts: list[str]) -> np.ndarray:
+    """``featx.load(model).encode(texts)`` (fp32) in a process that cannot import torch."""
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, str(model), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return np.array(json.loads(run.stdout.splitlines()[-1]), dtype=np.float32)
 
 
 def wordpiece_dir(out: Path, tokenizer_cls: type) -> None:

@@ -87,6 +87,36 @@ def test_sentence_transformers_settings_are_honoured(tiny_model_dirs, tmp_path):
     assert plain.representation.pooling is Pooling.MEAN and plain.representation.normalize is False
 
 
+def test_sentence_transformers_5_and_later_settings_are_honoured(tiny_model_dirs, tmp_path):
+    folder = tmp_path / "st6"
+    shutil.copytree(tiny_model_dirs["bert"], folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    pooling = folder / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({"embedding_dimension": 32, "pooling_mode": "lasttoken"}))
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    tokenizer_config["model_max_length"] = 20  # where version 5 and later keep max_seq_length
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    spec = inspect_folder(folder)
+    assert spec.representation.pooling is Pooling.LAST and spec.representation.normalize is False
+    assert spec.max_length == 20
+    pooling.write_text(json.dumps({"pooling_mode": ["mean", "max"]}))
+    with pytest.raises(ModelLoadError, match=r"pooling modes \['mean', 'max'\]; featx supports"):
+        inspect_folder(folder)
+    pooling.write_text(json.dumps({"pooling_mode": "mean_sqrt_len_tokens"}))
+    with pytest.raises(ModelLoadError, match=r"pooling mode\(s\) \['mean_sqrt_len_tokens'\]"):
+        inspect_folder(folder)
+
+
 def test_real_default_folder_settings(default_model_dir):
     spec = inspect_folder(default_model_dir)
     assert spec.family is Family.BERT and spec.dim == 384 and spec.num_layers == 6

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from featx.artifact.manifest import Manifest
+from featx.artifact.manifest import PARITY_FILE, Manifest
 from featx.artifact.store import Artifact
-
-PARITY_FILE = "parity.json"
 
 
 def parity_line(name: str, figures: Mapping[str, Any]) -> str:
@@ -47,8 +45,13 @@ def _encoder(m: Manifest) -> list[str]:
     source = (
         [] if m.source is None else [f"source:     {m.source.name} (revision {m.source.revision})"]
     )
+    outputs = [
+        f"outputs:    hidden state {i} only ({name}): no other layer can be chosen"
+        for i, name in encoder.outputs.items()
+    ]
     return [
         *source,
+        *outputs,
         f"family:     {spec.family.value}, {spec.num_layers} layers, dim {spec.dim}, "
         f"max_length {spec.max_length}",
         f"pooling:    {rep.pooling.value}, normalize {rep.normalize}",

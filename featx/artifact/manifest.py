@@ -33,6 +33,7 @@ LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 MEMBERS_DIR = "encoders"  # further encoders of a union or an ensemble: encoders/1, ...
 TOKENIZER_FILE = "tokenizer.json"
+PARITY_FILE = "parity.json"  # every graph against the reference, the gate, the choice
 # The encoder's graph of each precision.
 GRAPH_FILES = {
     Precision.FP32: "model.onnx",
@@ -100,6 +101,9 @@ class EncoderSection:
         parity: Figures per precision (min/mean cosine, max abs diff, ...).
         gate: The cosine thresholds int8 had to meet.
         exporter: What made the fp32 graph.
+        outputs: Hidden state index -> graph output name, for a graph that does not have
+            featx's ``hidden_state_<i>`` output for every layer (a folder's own ONNX file
+            has the last only). Empty means every layer, named featx's way.
     """
 
     opset: int
@@ -108,6 +112,7 @@ class EncoderSection:
     parity: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gate: Mapping[str, float] = field(default_factory=dict)
     exporter: Exporter = Exporter.TORCH
+    outputs: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         variants = {parse_enum(Precision, k, "precision"): v for k, v in self.variants.items()}
@@ -119,6 +124,8 @@ class EncoderSection:
         object.__setattr__(self, "parity", _frozen(self.parity))
         object.__setattr__(self, "gate", _frozen(self.gate))
         object.__setattr__(self, "exporter", parse_enum(Exporter, self.exporter, "exporter"))
+        outputs = {int(k): str(v) for k, v in self.outputs.items()}
+        object.__setattr__(self, "outputs", _frozen(outputs))
 
     @property
     def precisions(self) -> list[str]:
@@ -303,6 +310,7 @@ def _encoder_dict(encoder: EncoderSection) -> dict[str, Any]:
         "parity": _thaw(encoder.parity),
         "gate": _thaw(encoder.gate),
         "exporter": encoder.exporter.value,
+        **({"outputs": _thaw(encoder.outputs)} if encoder.outputs else {}),
     }
 
 
@@ -314,6 +322,7 @@ def _encoder(data: Mapping[str, Any]) -> EncoderSection:
         parity=data.get("parity", {}),
         gate=data.get("gate", {}),
         exporter=data.get("exporter", Exporter.TORCH),
+        outputs=data.get("outputs", {}),
     )
 
 

@@ -55,9 +55,13 @@ from featx.exporter.plan import DEFAULT_OPSET
 @click.option(
     "--exporter",
     type=choices(Exporter, "exporter"),
-    default=Exporter.TORCH.value,
-    show_default=True,
-    help="torch (featx's own) or optimum (needs featx[optimum], transformers 4.x).",
+    help="torch (featx's own), optimum (needs featx[optimum], transformers 4.x) or existing "
+    "(the folder's own ONNX file; no torch). Default: existing for a folder with an ONNX "
+    "file and no weights (or no torch), else torch.",
+)
+@click.option(
+    "--onnx-file",
+    help="With --exporter existing: the folder's ONNX file (default onnx/model.onnx).",
 )
 @options.force()
 @friendly_errors
@@ -73,7 +77,8 @@ def export(
     pooling: str | None,
     normalize: bool | None,
     opset: int,
-    exporter: str,
+    exporter: str | None,
+    onnx_file: str | None,
     force: bool,
 ) -> None:
     """Export MODEL (alias, hub id or folder) to the artifact directory OUT."""
@@ -94,6 +99,7 @@ def export(
         normalize=normalize,
         opset=opset,
         exporter=exporter,
+        onnx_file=onnx_file,
         force=force,
     )
     click.echo(f"wrote {result.path}")
@@ -158,7 +164,8 @@ def embed(
 def info(artifact: str, as_json: bool) -> None:
     """Show an artifact's manifest and parity figures, after verifying every file."""
     from featx.artifact import MANIFEST, Artifact
-    from featx.artifact.describe import PARITY_FILE, describe
+    from featx.artifact.describe import describe
+    from featx.artifact.manifest import PARITY_FILE
 
     opened = Artifact.open(artifact)
     opened.verify_all()  # raises on any altered file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from featx.artifact import Artifact, EncoderSection
-from featx.config import ModelSpec, Precision, RepresentationOptions, parse_enum
+from featx.config import ModelSpec, Precision, Representation, RepresentationOptions, parse_enum
 from featx.encoders.transformer import TransformerEncoder
 from featx.environment import available_cpus
 from featx.errors import ModelLoadError
@@ -81,13 +82,22 @@ class OnnxEncoder(TransformerEncoder):
         session: An inference session over a featx-exported graph.
         tokenizer: The model's tokenizer.
         spec: How to feed the model and pool its output.
+        outputs: Hidden state index -> graph output name where the graph does not name
+            every layer featx's way (``hidden_state_<i>``); the other layers do not exist.
         **options: ``representation``, ``batch_size`` and ``max_tokens``, as for
             :class:`~featx.encoders.transformer.TransformerEncoder`.
     """
 
     def __init__(
-        self, session: ort.InferenceSession, tokenizer: Tokenizer, spec: ModelSpec, **options: Any
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        spec: ModelSpec,
+        *,
+        outputs: Mapping[int, str] | None = None,
+        **options: Any,
     ) -> None:
+        self.outputs = dict(outputs or {})  # before super(): it checks the default layers
         super().__init__(tokenizer, spec, **options)
         self.session = session
         self.path: Path | None = None
@@ -148,6 +158,7 @@ class OnnxEncoder(TransformerEncoder):
             session,
             tokenizer,
             spec,
+            outputs=encoder_section.outputs,
             representation=spec.representation.updated(**representation),
             batch_size=batch_size,
             **extra,
@@ -164,11 +175,25 @@ class OnnxEncoder(TransformerEncoder):
         }
         return encoder
 
+    def layer_indices(self, representation: Representation) -> tuple[int, ...]:
+        """As for every encoder, and refused early where the graph lacks a hidden state."""
+        indices = super().layer_indices(representation)
+        missing = [i for i in indices if self.outputs and i not in self.outputs]
+        if missing:
+            have = ", ".join(str(i) for i in sorted(self.outputs))
+            raise ValueError(
+                f"This graph has hidden state {have} only (of 0 to {self.spec.num_layers}): "
+                f"it came from the model folder's own ONNX file, which has no others, so "
+                f"layers {representation.layers} cannot be read. Export the model from its "
+                "weights (featx export MODEL OUT --exporter torch) to choose layers."
+            )
+        return indices
+
     def forward(
         self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
     ) -> list[NDArray[np.float32]]:
         """Run the graph for ``layers`` only: ONNX Runtime computes what the outputs need."""
-        names = [f"hidden_state_{i}" for i in layers]
+        names = [self.outputs.get(i, f"hidden_state_{i}") for i in layers]
         outputs = self.session.run(names, inputs)
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 

@@ -47,6 +47,16 @@ def load_hf_model(model_dir: Path, *, eager: bool = False) -> torch.nn.Module:
     return model.float().eval()
 
 
+def hidden_states(out: Any) -> tuple[torch.Tensor, ...]:
+    """Every hidden state of a model's output, the last one as its ``last_hidden_state``.
+
+    For most models the two are the same tensor, but some record the last layer before a
+    final norm (ModernBERT). sentence-transformers and featx's fine-tuning read
+    ``last_hidden_state``, so featx's last layer is that one, in torch and in every graph.
+    """
+    return (*out.hidden_states[:-1], out.last_hidden_state)
+
+
 class TorchEncoder(TransformerEncoder):
     """Text encoder running the Hugging Face model in torch (the fp32 reference).
 
@@ -102,4 +112,5 @@ class TorchEncoder(TransformerEncoder):
         feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
         with torch.inference_mode():
             out = self.model(**feed, output_hidden_states=True, return_dict=True)
-        return [out.hidden_states[i].float().numpy() for i in layers]
+        states = hidden_states(out)
+        return [states[i].float().numpy() for i in layers]

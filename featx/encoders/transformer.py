@@ -105,6 +105,8 @@ class TransformerEncoder(ABC):
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.spec.input_names:
             feed["token_type_ids"] = np.zeros_like(ids)
+        if "position_ids" in self.spec.input_names:  # graphs exported by others may take them
+            feed["position_ids"] = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
         return feed
 
     def word_tokenizer(self) -> Tokenizer:

@@ -4,7 +4,9 @@
 it), :mod:`~featx.exporter.steps` the steps that need the ``export`` extra,
 :mod:`~featx.exporter.onnx` the torch -> ONNX graph, :mod:`~featx.exporter.quantize` the
 int8 and fp16 variants, :mod:`~featx.exporter.calibration` and
-:mod:`~featx.exporter.parity` the texts and figures of the gate.
+:mod:`~featx.exporter.parity` the texts and figures of the gate,
+:mod:`~featx.exporter.existing` a folder's own ONNX file (no torch) and
+:mod:`~featx.exporter.assemble` the steps every exporter finishes with.
 """
 
 from __future__ import annotations

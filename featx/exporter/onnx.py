@@ -12,14 +12,17 @@ the per-layer hidden states that layer choice and token features need.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from pathlib import Path
 
 import torch
 
 from featx.config import ModelSpec
-from featx.encoders.torch import load_hf_model
+from featx.encoders.torch import hidden_states, load_hf_model
 from featx.exporter.plan import DEFAULT_OPSET
+
+_MASKING_UTILS = importlib.util.find_spec("transformers.masking_utils") is not None
 
 
 class _HiddenStates(torch.nn.Module):
@@ -35,14 +38,16 @@ class _HiddenStates(torch.nn.Module):
         kwargs = dict(zip(self.input_names, inputs, strict=True))
         extra = {}
         if self.decoder:
-            # transformers 4 builds decoder masks with torch.vmap, which the TorchScript
-            # exporter cannot trace; transformers 5 takes a 4-D mask as the whole mask. So
-            # the mask is given ready, causal and padding both (4.x also applies its own
-            # causal mask: the same positions again).
-            kwargs["attention_mask"] = causal_padding_mask(kwargs["attention_mask"])
+            # transformers.masking_utils (4.53 and later) builds decoder masks with
+            # torch.vmap, which the TorchScript exporter cannot trace, and takes a 4-D mask
+            # as the whole mask; so there the mask is given ready, causal and padding both
+            # (4.5x also applies its own causal mask: the same positions again). Earlier
+            # versions build it from the 2-D mask with plain ops, and only take that.
+            if _MASKING_UTILS:
+                kwargs["attention_mask"] = causal_padding_mask(kwargs["attention_mask"])
             extra["use_cache"] = False
         out = self.model(**kwargs, output_hidden_states=True, return_dict=True, **extra)
-        return tuple(out.hidden_states)
+        return hidden_states(out)
 
 
 def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:

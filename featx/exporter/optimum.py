@@ -26,6 +26,7 @@ from optimum.exporters.tasks import TasksManager
 from transformers import AutoConfig
 
 from featx.config import ModelSpec
+from featx.encoders.torch import hidden_states
 
 TASK = "feature-extraction"
 
@@ -39,7 +40,7 @@ class _HiddenStatesPatcher(ModelPatcher):
         signature = inspect.signature(forward)
 
         @functools.wraps(forward)  # optimum matches the graph inputs to this signature
-        def hidden_states(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        def every_state(*args: Any, **kwargs: Any) -> dict[str, Any]:
             bound = signature.bind(*args, **kwargs)  # optimum passes arguments by position
             extra = {}
             for name in ("output_hidden_states", "return_dict"):
@@ -48,9 +49,9 @@ class _HiddenStatesPatcher(ModelPatcher):
                 else:  # newer models take them through **kwargs
                     extra[name] = True
             out = forward(*bound.args, **{**bound.kwargs, **extra})
-            return {f"hidden_state_{i}": h for i, h in enumerate(out.hidden_states)}
+            return {f"hidden_state_{i}": h for i, h in enumerate(hidden_states(out))}
 
-        self.patched_forward = hidden_states
+        self.patched_forward = every_state
 
 
 def _onnx_config(model_dir: Path, spec: ModelSpec) -> Any:

@@ -4,7 +4,8 @@ This module checks what it is asked and finds the model without torch; the steps
 need the ``export`` extra (torch, transformers, onnx) are in :mod:`featx.exporter.steps`:
 export fp32 ONNX with every hidden state as an output, quantise to int8, compare each
 graph with the torch fp32 reference on probe texts, choose the default precision, and
-write the artifact atomically with a sha256 of every file.
+write the artifact atomically with a sha256 of every file. A folder's own ONNX file
+becomes an artifact without torch (:mod:`featx.exporter.existing`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from featx.artifact import is_artifact
 from featx.config import Exporter, parse_enum
 from featx.exporter.parity import MIN_COSINE, MIN_MEAN_COSINE, PROBE_TEXTS
 from featx.exporter.plan import DEFAULT_OPSET, ExportPlan, ExportResult
-from featx.extras import require
+from featx.extras import available, require
 from featx.files import refuse_existing
 from featx.sources import resolve
 from featx.text import check_texts
@@ -37,7 +38,8 @@ def export(
     pooling: str | None = None,
     normalize: bool | None = None,
     opset: int = DEFAULT_OPSET,
-    exporter: Exporter | str = Exporter.TORCH,
+    exporter: Exporter | str | None = None,
+    onnx_file: str | None = None,
     force: bool = False,
     show_progress: bool | None = None,
 ) -> ExportResult:
@@ -58,8 +60,14 @@ def export(
         pooling: Override the model's default pooling.
         normalize: Override the model's default L2 normalisation.
         opset: ONNX opset.
-        exporter: ``"torch"`` (featx's wrapper over ``torch.onnx``, the default) or
-            ``"optimum"`` (optimum's exporter, the ``optimum`` extra; transformers 4.x).
+        exporter: ``"torch"`` (featx's wrapper over ``torch.onnx``), ``"optimum"``
+            (optimum's exporter, the ``optimum`` extra; transformers 4.x) or
+            ``"existing"`` (the folder's own ONNX file, as optimum or sentence-transformers
+            wrote it; no torch needed, last hidden state only). Default: ``"existing"``
+            for a folder with an ONNX file and no weights, or without the ``export``
+            extra installed; else ``"torch"``.
+        onnx_file: With ``"existing"``: the folder's ONNX file, relative to it (default
+            ``onnx/model.onnx``, else ``model.onnx``).
         force: Replace ``out`` if it exists (only once the new artifact is complete).
         show_progress: Show a progress bar of the steps; ``None`` shows one on a terminal.
 
@@ -73,14 +81,11 @@ def export(
         ImportError: If the ``export`` extra is missing.
     """
     out_path = Path(out)
-    refuse_existing(out_path, force)
-    if out_path.exists() and not is_artifact(out_path):
-        raise FileExistsError(
-            f"{out_path} exists and is not a featx artifact; refusing to replace it."
-        )
-    for name, value in (("min_mean_cosine", min_mean_cosine), ("min_cosine", min_cosine)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be between 0 and 1, got {value!r}.")
+    gate = {"min_mean_cosine": min_mean_cosine, "min_cosine": min_cosine}
+    _check(out_path, force, gate, onnx_file)
+    source = resolve(model)
+    if is_artifact(source.folder or ""):
+        raise ValueError(f"{model!r} is already a featx artifact; load it with featx.load().")
     plan = ExportPlan(
         model=model,
         out=out_path,
@@ -88,18 +93,53 @@ def export(
         fp16=fp16,
         probes=list(PROBE_TEXTS) + check_texts(probe_texts, "probe_texts"),
         calibration=check_texts(calibration_texts, "calibration_texts"),
-        gate={"min_mean_cosine": min_mean_cosine, "min_cosine": min_cosine},
+        gate=gate,
         overrides={"max_length": max_length, "pooling": pooling, "normalize": normalize},
         opset=opset,
-        exporter=parse_enum(Exporter, exporter, "exporter"),
+        exporter=_exporter(exporter, source.folder, onnx_file),
+        onnx_file=onnx_file,
         force=force,
         show_progress=show_progress,
     )
-    if is_artifact(resolve(model).folder or ""):
-        raise ValueError(f"{model!r} is already a featx artifact; load it with featx.load().")
+    return _run(plan)
+
+
+def _check(out: Path, force: bool, gate: dict[str, float], onnx_file: str | None) -> None:
+    """Refuse a target that is not ours to replace, a gate outside [0, 1], a path outside."""
+    refuse_existing(out, force)
+    if out.exists() and not is_artifact(out):
+        raise FileExistsError(f"{out} exists and is not a featx artifact; refusing to replace it.")
+    for name, value in gate.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {value!r}.")
+    if onnx_file is not None and Path(onnx_file).is_absolute():
+        raise ValueError(f"onnx_file is a file inside the model folder, got {onnx_file!r}.")
+
+
+def _run(plan: ExportPlan) -> ExportResult:
+    """Build with the plan's exporter, once what it needs is known to be installed."""
+    if plan.exporter is Exporter.EXISTING:
+        from featx.exporter import existing
+
+        return existing.build(plan)
     require("export", "featx.export")
     if plan.exporter is Exporter.OPTIMUM:
         require("optimum", "featx.export(exporter='optimum')")
     from featx.exporter.steps import build
 
     return build(plan)
+
+
+def _exporter(asked: Exporter | str | None, folder: Path | None, onnx_file: str | None) -> Exporter:
+    """The asked exporter, else the folder's own ONNX file where torch cannot export."""
+    if asked is not None:
+        return parse_enum(Exporter, asked, "exporter")
+    from featx.exporter.existing import find_graph, has_weights
+
+    if onnx_file is not None or (
+        folder is not None
+        and find_graph(folder) is not None
+        and not (has_weights(folder) and available("export"))
+    ):
+        return Exporter.EXISTING
+    return Exporter.TORCH

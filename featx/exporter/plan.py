@@ -43,5 +43,6 @@ class ExportPlan:
     overrides: dict[str, Any]
     opset: int
     exporter: Exporter
+    onnx_file: str | None
     force: bool
     show_progress: bool | None

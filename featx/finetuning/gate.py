@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from featx.artifact import Artifact, Manifest, Variant, seal
-from featx.artifact.manifest import GRAPH_FILES
+from featx.artifact.manifest import GRAPH_FILES, PARITY_FILE
 from featx.config import Precision, Task
 from featx.embedder import pair_features
 from featx.encoders.onnx import OnnxEncoder, make_session
@@ -36,7 +36,6 @@ from featx.heads import NeuralHead
 # a gate of 99 % let through a graph that agreed on 98.1 % of the test set).
 MAX_INT8_LOSS = 0.5
 MIN_AGREEMENT = 0.995
-PARITY_FILE = "parity.json"
 # (text columns, encoded targets, the fine-tuned torch model's outputs on them)
 Dev = tuple[list[list[str]], NDArray[Any], NDArray[np.float64]]
 

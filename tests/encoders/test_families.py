@@ -71,6 +71,17 @@ def test_onnx_matches_torch(encoders, family, pooling):
         )
 
 
+def test_the_last_layer_is_the_models_last_hidden_state(encoders, family):
+    import torch
+
+    onnx, torch_ref = encoders[family]
+    feed = onnx.model_inputs([[5, 6, 7, 8]])
+    with torch.inference_mode():
+        out = torch_ref.model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+    # what sentence-transformers pools; ModernBERT's last hidden_states entry is before its norm
+    np.testing.assert_allclose(onnx.forward(feed, (2,))[0], out.last_hidden_state, atol=1e-4)
+
+
 def test_layer_choice_and_combination(encoders, family):
     onnx, _ = encoders[family]
     last = onnx.encode(TEXTS, layers=-1, normalize=False)

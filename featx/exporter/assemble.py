@@ -1,0 +1,145 @@
+"""The export steps every exporter shares, torch-free: int8 behind the gate, parity, manifest.
+
+:mod:`featx.exporter.steps` (torch, optimum) and :mod:`featx.exporter.existing` (a
+folder's own ONNX file) build the fp32 graph their own way and finish here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from featx._version import __version__
+from featx.artifact import EncoderSection, Kind, Manifest, Origin, Variant
+from featx.artifact.manifest import GRAPH_FILES, PARITY_FILE
+from featx.config import ModelSpec, Precision
+from featx.encoders.onnx import OnnxEncoder, make_session
+from featx.encoders.transformer import TransformerEncoder
+from featx.environment import want_progress
+from featx.exporter.calibration import builtin_calibration_texts, calibration_feeds
+from featx.exporter.parity import PROBE_TEXTS, Parity, compare
+from featx.exporter.plan import ExportPlan
+from featx.files import write_json_atomic
+
+
+@dataclass
+class Graphs:
+    """The graphs built so far in the staging directory, and how each compares with the reference.
+
+    Attributes:
+        reference: What every graph is compared with: the torch model, or (for a
+            folder's own ONNX file, where there is no torch) that fp32 graph itself.
+        outputs: Hidden state index -> graph output name, where the graph does not have
+            featx's ``hidden_state_<i>`` for every layer.
+    """
+
+    stage: Path
+    tokenizer: Tokenizer
+    spec: ModelSpec
+    reference: TransformerEncoder
+    probes: list[str]
+    outputs: Mapping[int, str] = field(default_factory=dict)
+    variants: dict[Precision, Variant] = field(default_factory=dict)
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def encoder(self, precision: Precision) -> OnnxEncoder:
+        """The staged graph of ``precision``, ready to encode."""
+        graph = make_session(str(self.stage / GRAPH_FILES[precision]))
+        return OnnxEncoder(graph, self.tokenizer, self.spec, outputs=self.outputs)
+
+    def check(self, precision: Precision) -> Parity:
+        """How the staged graph of ``precision`` compares with the reference."""
+        return compare(self.reference, self.encoder(precision), self.probes)
+
+
+def int8(graphs: Graphs, plan: ExportPlan) -> tuple[Precision, str]:
+    """Build the int8 graph; return the default precision and why."""
+    from featx.exporter.quantize import quantize_int8  # needs the onnx package
+
+    feeds = calibration_feeds(graphs.reference, [*builtin_calibration_texts(), *plan.calibration])
+    file = GRAPH_FILES[Precision.INT8]
+    recipe = quantize_int8(graphs.stage / GRAPH_FILES[Precision.FP32], graphs.stage / file, feeds)
+    graphs.variants[Precision.INT8] = Variant(file, recipe)
+    result = graphs.check(Precision.INT8)
+    passed = result.passes(**plan.gate)
+    graphs.parity["int8"] = {**result.to_dict(), "passes_gate": passed}
+    gate = (
+        f"mean cosine {result.mean_cosine:.4f} (gate {plan.gate['min_mean_cosine']}), "
+        f"min {result.min_cosine:.4f} (gate {plan.gate['min_cosine']})"
+    )
+    if passed:
+        return Precision.INT8, f"int8 passed the parity gate: {gate}"
+    return Precision.FP32, f"int8 failed the parity gate, so fp32 is the default: {gate}"
+
+
+def write_parity(
+    graphs: Graphs, plan: ExportPlan, reference: str, default: Precision, reason: str
+) -> None:
+    """parity.json: every graph's figures against ``reference``, the gate and the choice."""
+    write_json_atomic(
+        graphs.stage / PARITY_FILE,
+        {
+            "reference": reference,
+            "exporter": plan.exporter.value,
+            "n_probe_texts": len(plan.probes),
+            "n_user_probe_texts": len(plan.probes) - len(PROBE_TEXTS),
+            "variants": graphs.parity,
+            "gate": plan.gate,
+            "default_precision": default.value,
+            "reason": reason,
+        },
+    )
+
+
+def manifest(graphs: Graphs, origin: Origin, plan: ExportPlan, default: Precision) -> Manifest:
+    """The encoder artifact's manifest."""
+    return Manifest(
+        kind=Kind.ENCODER,
+        featx_version=__version__,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        source=origin,
+        model=graphs.spec,
+        encoder=EncoderSection(
+            opset=plan.opset,
+            exporter=plan.exporter,
+            variants=graphs.variants,
+            default_precision=default,
+            parity=graphs.parity,
+            gate=plan.gate,
+            outputs=graphs.outputs,
+        ),
+    )
+
+
+@contextmanager
+def progress(name: str, steps: list[str], show: bool | None) -> Iterator[Callable[[], None]]:
+    """Yield a callable that announces the next export step on a progress bar."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(steps),
+        desc=f"featx export {name}",
+        unit="step",
+        disable=not want_progress(show),
+    )
+    names = iter(steps)
+    started = False
+
+    def step() -> None:
+        nonlocal started
+        if started:
+            bar.update()
+        started = True
+        bar.set_postfix_str(next(names))
+
+    try:
+        yield step
+        bar.update()
+    finally:
+        bar.close()
