@@ -47,19 +47,23 @@ MIXED_LOGNORMAL = {"median_words": 40.0, "sigma": 0.8}
 
 REFERENCE = "st-torch"
 ST_METHODS = ("st-torch", "st-onnx", "st-onnx-int8")
-FEATX_METHODS = ("featx-fp32", "featx-int8")
-METHODS = (*ST_METHODS, *FEATX_METHODS)
+FEATX_METHODS = ("featx-fp32", "featx-int8", "featx-int8-full")
+RAW_METHODS = ("raw-ort-fp32", "raw-ort-int8")
+METHODS = (*ST_METHODS, *FEATX_METHODS, *RAW_METHODS)
 ST_ONNX_FILES = {"st-onnx": "onnx/model.onnx", "st-onnx-int8": "onnx/model_qint8_avx512_vnni.onnx"}
 DESCRIPTIONS = {
     "st-torch": "sentence-transformers, torch backend",
     "st-onnx": "sentence-transformers, ONNX backend (optimum export)",
     "st-onnx-int8": "sentence-transformers, ONNX int8 (avx512_vnni dynamic quantisation)",
     "featx-fp32": "featx, ONNX Runtime fp32",
-    "featx-int8": "featx, ONNX Runtime dynamic int8",
+    "featx-int8": "featx, ONNX Runtime dynamic int8 (the fast graph where the artifact has one)",
+    "featx-int8-full": "featx int8 on the full graph (every hidden state an output; no fast path)",
+    "raw-ort-fp32": "hand-tuned raw ORT session: fused, pooled + normalised inside, length batches",
+    "raw-ort-int8": "the same, per-channel dynamic int8 with QAttention (benchmarks/raw_ort.py)",
 }
 # Methods that compute in fp32 must agree with the torch reference to this cosine.
 FP32_MIN_COSINE = 0.99
-FP32_METHODS = ("st-torch", "st-onnx", "featx-fp32")
+FP32_METHODS = ("st-torch", "st-onnx", "featx-fp32", "raw-ort-fp32")
 
 
 # --------------------------------------------------------------------------- arguments
@@ -576,6 +580,19 @@ def prepare_st_onnx(setup: Setup, methods: Sequence[str]) -> dict[str, str]:
     return skipped
 
 
+def _artifact_dim(artifact: Path) -> int:
+    from featx.artifact import Artifact
+
+    spec = Artifact.open(artifact).manifest.model
+    assert spec is not None
+    return spec.dim
+
+
+def _raw_dir(setup: Setup) -> Path:
+    """Where the raw ORT session's graphs are kept, beside the artifact they come from."""
+    return setup.artifact.parent / f"{setup.artifact.name}-raw-ort"
+
+
 def load_method(name: str, setup: Setup) -> Loaded:
     """Load ``name`` in this process: a function texts -> (n, dim) float32, and settings."""
     if name in ST_METHODS:
@@ -620,15 +637,36 @@ def load_method(name: str, setup: Setup) -> Loaded:
         if name != "st-torch":
             settings["onnx_file"] = ST_ONNX_FILES[name]
         return Loaded(st_embed, settings)
+    if name in RAW_METHODS:
+        from raw_ort import RawSession, build_graphs
+
+        from featx.artifact import Artifact
+        from featx.sources import attention_heads
+
+        spec = Artifact.open(setup.artifact).manifest.model
+        assert spec is not None
+        heads = attention_heads(setup.model_folder) or 0
+        graphs = build_graphs(setup.artifact, _raw_dir(setup), spec.num_layers, heads, spec.dim)
+        precision = name.removeprefix("raw-ort-")
+        session = RawSession(
+            graphs[precision],
+            setup.artifact / "tokenizer.json",
+            dim=spec.dim,
+            threads=setup.threads,
+            batch_size=setup.batch_size,
+        )
+        return Loaded(session, {"batch_size": setup.batch_size, "graph": str(graphs[precision])})
     if name in FEATX_METHODS:
         import featx
 
         encoder = featx.load(
             setup.artifact,
-            precision=name.removeprefix("featx-"),
+            precision=name.removeprefix("featx-").removesuffix("-full"),
             threads=setup.threads,
             batch_size=setup.batch_size,
         )
+        if name.endswith("-full"):  # the same artifact without its fast graph, to compare
+            encoder.fast = None
 
         def featx_embed(texts: Sequence[str]) -> np.ndarray:
             # sentence-transformers cuts at 256 tokens silently; featx warns. Same cut.
@@ -640,6 +678,7 @@ def load_method(name: str, setup: Setup) -> Loaded:
             "batch_size": encoder.batch_size,
             "max_tokens": encoder.max_tokens,
             "precision": getattr(encoder, "precision", None),
+            "fast_graph": encoder.fast is not None,
         }
         return Loaded(featx_embed, settings)
     raise ValueError(f"Unknown method {name!r}; valid: {', '.join(METHODS)}")
@@ -671,6 +710,13 @@ model = SentenceTransformer({st_onnx_dir!r}, device="cpu", backend="onnx", model
     "file_name": {file_name!r}, "provider": "CPUExecutionProvider", "session_options": options}})
 embed = lambda texts: model.encode(texts, batch_size={batch_size}, convert_to_numpy=True,
                                    show_progress_bar=False)
+""",
+    "raw": """\
+import sys
+sys.path.insert(0, {bench_dir!r})
+from raw_ort import RawSession
+embed = RawSession({raw_graph!r}, {tokenizer!r}, dim={dim}, threads={threads},
+                   batch_size={batch_size})
 """,
     "featx": """\
 import featx
@@ -709,8 +755,12 @@ def cold_start_code(name: str, setup: Setup, text: str) -> str:
         "st_onnx_dir": str(setup.st_onnx_dir),
         "file_name": ST_ONNX_FILES.get(name, ""),
         "artifact": str(setup.artifact),
-        "precision": name.removeprefix("featx-"),
+        "precision": name.removeprefix("featx-").removesuffix("-full"),
         "text": text,
+        "bench_dir": str(Path(__file__).resolve().parent),
+        "raw_graph": str(_raw_dir(setup) / f"raw_{name.removeprefix('raw-ort-')}.onnx"),
+        "tokenizer": str(setup.artifact / "tokenizer.json"),
+        "dim": _artifact_dim(setup.artifact),
     }
     if name == "st-torch":
         loader = _COLD_LOADERS["st-torch"]
@@ -718,6 +768,8 @@ def cold_start_code(name: str, setup: Setup, text: str) -> str:
         loader = _COLD_LOADERS["st-onnx"]
     elif name in FEATX_METHODS:
         loader = _COLD_LOADERS["featx"]
+    elif name in RAW_METHODS:
+        loader = _COLD_LOADERS["raw"]
     else:
         raise ValueError(f"Unknown method {name!r}")
     return _COLD_PRELUDE + loader.format(**fields) + _COLD_EPILOGUE.format(**fields)

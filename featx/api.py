@@ -73,7 +73,8 @@ def load(
         backend: ``"onnx"`` (default) or ``"torch"`` (the fp32 reference; needs torch).
         precision: ``"fp32"``, ``"int8"`` or ``"fp16"``; default: the artifact's choice.
         providers: ONNX Runtime execution providers (default CPU).
-        threads: Intra-op threads (default: the cores this process may use).
+        threads: Intra-op threads (default: the cores this process may use: its affinity
+            mask, capped by a container's CPU quota, cgroup ``cpu.max``).
         batch_size: Most texts per forward pass.
         max_tokens: Most padded tokens per forward pass.
         export_options: Keyword arguments for :func:`featx.export` when exporting.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -21,11 +22,64 @@ def cache_dir() -> Path:
 
 
 def available_cpus() -> int:
-    """Cores this process may run on (respects CPU affinity and cgroup-pinned sets)."""
+    """Cores this process may really use: its affinity mask, capped by a cgroup CPU quota.
+
+    A container limited with ``--cpus 2`` on a 64-core host still sees 64 cores in its
+    affinity mask; 64 ONNX Runtime threads sharing two cores' worth of quota are throttled
+    in the middle of every matrix product, which stalls all of them at the next barrier.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    # Whole cores only: a thread on a fraction of a core is the throttling above.
+    return cores if quota is None else max(1, min(cores, math.floor(quota)))
+
+
+def cgroup_cpu_quota(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+) -> float | None:
+    """The tightest CPU quota (in cores) of this process's cgroup and its parents, if any.
+
+    Reads cgroup v2 ``cpu.max`` ("max 100000" or "200000 100000") along the path
+    ``/proc/self/cgroup`` names, and cgroup v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
+    """
+    try:
+        lines = proc_cgroup.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one unified hierarchy
+            folders = [root / path.lstrip("/"), *(root / path.lstrip("/")).parents]
+            quotas += [_v2_quota(f / "cpu.max") for f in folders if f.is_relative_to(root)]
+        elif "cpu" in controllers.split(","):
+            base = root / controllers
+            if not base.is_dir():
+                base = root / "cpu,cpuacct"
+            folder = base / path.lstrip("/")
+            quotas += [_v1_quota(f) for f in [folder, *folder.parents] if f.is_relative_to(base)]
+    found = [q for q in quotas if q is not None]
+    return min(found) if found else None
+
+
+def _v2_quota(file: Path) -> float | None:
+    try:
+        quota, period = file.read_text(encoding="utf-8").split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text(encoding="utf-8"))
+        period = int((folder / "cpu.cfs_period_us").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
 
 
 def want_progress(

@@ -315,6 +315,13 @@ def inspect_folder(folder: Path, entry: RegistryEntry | None = None, **overrides
     )
 
 
+def attention_heads(folder: Path) -> int | None:
+    """The model's attention heads per layer, from its config.json (None if it says not)."""
+    config = _read_json(transformer_folder(folder) / "config.json")
+    heads = _first(config, "num_attention_heads", "n_head", "n_heads")
+    return heads if isinstance(heads, int) else None
+
+
 def fetch(source: Source) -> tuple[Path, str]:
     """The local folder of ``source`` and its revision (hub commit, or a hash of the weights).
 

@@ -49,9 +49,14 @@ def _encoder(m: Manifest) -> list[str]:
         f"outputs:    hidden state {i} only ({name}): no other layer can be chosen"
         for i, name in encoder.outputs.items()
     ]
+    fast = [
+        f"fast path:  {', '.join(p.value for p in encoder.fast)} (the default {rep.pooling.value}"
+        f" vector only; fused: {_fused(encoder.fast)})"
+    ] * bool(encoder.fast)
     return [
         *source,
         *outputs,
+        *fast,
         f"family:     {spec.family.value}, {spec.num_layers} layers, dim {spec.dim}, "
         f"max_length {spec.max_length}",
         f"pooling:    {rep.pooling.value}, normalize {rep.normalize}",
@@ -59,6 +64,11 @@ def _encoder(m: Manifest) -> list[str]:
         f"(default {encoder.default_precision.value}; opset {encoder.opset}; "
         f"exporter {encoder.exporter.value})",
     ]
+
+
+def _fused(fast: Mapping[Any, Any]) -> str:
+    recipe = next(iter(fast.values())).recipe or {}
+    return ", ".join(f"{op} {n}" for op, n in recipe.get("fused", {}).items()) or "none"
 
 
 def _head(artifact: Artifact) -> list[str]:

@@ -1,11 +1,9 @@
 """The manifest (``featx.json``): what an artifact is and what it holds, as typed records.
 
-Every artifact has a :class:`Kind`: an ``encoder`` embeds texts; a ``predictor`` adds a
-trained head over texts (labels, label sets or scores); a ``tagger`` adds a named-entity
-tagger over words. A predictor or tagger still embeds from its root encoder, so the kind
-is the artifact's top capability, not its only one. Each part has its own frozen section:
-:class:`EncoderSection` (graph variants, parity, the int8 gate), :class:`HeadSection`,
-:class:`TaggerSection` and :class:`FinetuneSection`.
+A :class:`Kind` is an artifact's top capability: an ``encoder`` embeds texts, a
+``predictor`` adds a head over texts, a ``tagger`` a named-entity tagger over words (both
+still embed). Each part has a frozen section: :class:`EncoderSection`, :class:`HeadSection`,
+:class:`TaggerSection`, :class:`FinetuneSection`.
 
 Format 2 (featx 0.2) writes ``kind`` and the sections under their own keys. Format 1
 (featx 0.1) kept the encoder's keys at the top level and named the head ``predictor``;
@@ -39,6 +37,12 @@ GRAPH_FILES = {
     Precision.FP32: "model.onnx",
     Precision.INT8: "model_int8.onnx",
     Precision.FP16: "model_fp16.onnx",
+}
+# The fast path's graphs, with the default pooled vector as the one output (exporter/fused.py).
+POOLED_OUTPUT = "pooled"
+FAST_GRAPH_FILES = {
+    Precision.FP32: "model_fast.onnx",
+    Precision.INT8: "model_fast_int8.onnx",
 }
 
 
@@ -101,9 +105,10 @@ class EncoderSection:
         parity: Figures per precision (min/mean cosine, max abs diff, ...).
         gate: The cosine thresholds int8 had to meet.
         exporter: What made the fp32 graph.
-        outputs: Hidden state index -> graph output name, for a graph that does not have
-            featx's ``hidden_state_<i>`` output for every layer (a folder's own ONNX file
-            has the last only). Empty means every layer, named featx's way.
+        outputs: Hidden state index -> output name where the graph lacks featx's
+            ``hidden_state_<i>`` for every layer (a folder's own ONNX file). Empty: all.
+        fast: The fast graph of each precision (the default pooled vector only, fused),
+            used when a call asks for just that. Empty: none (older artifacts, decoders).
     """
 
     opset: int
@@ -113,6 +118,7 @@ class EncoderSection:
     gate: Mapping[str, float] = field(default_factory=dict)
     exporter: Exporter = Exporter.TORCH
     outputs: Mapping[int, str] = field(default_factory=dict)
+    fast: Mapping[Precision, Variant] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         variants = {parse_enum(Precision, k, "precision"): v for k, v in self.variants.items()}
@@ -126,6 +132,8 @@ class EncoderSection:
         object.__setattr__(self, "exporter", parse_enum(Exporter, self.exporter, "exporter"))
         outputs = {int(k): str(v) for k, v in self.outputs.items()}
         object.__setattr__(self, "outputs", _frozen(outputs))
+        fast = {parse_enum(Precision, k, "precision"): v for k, v in self.fast.items()}
+        object.__setattr__(self, "fast", _frozen(fast))
 
     @property
     def precisions(self) -> list[str]:
@@ -305,12 +313,15 @@ def _thaw(value: Any) -> Any:
 def _encoder_dict(encoder: EncoderSection) -> dict[str, Any]:
     return {
         "opset": encoder.opset,
-        "variants": {p.value: _plain(v) for p, v in sorted(encoder.variants.items())},
+        "variants": _thaw({p: _plain(v) for p, v in encoder.variants.items()}),
         "default_precision": encoder.default_precision.value,
         "parity": _thaw(encoder.parity),
         "gate": _thaw(encoder.gate),
         "exporter": encoder.exporter.value,
         **({"outputs": _thaw(encoder.outputs)} if encoder.outputs else {}),
+        **(
+            {"fast": _thaw({p: _plain(v) for p, v in encoder.fast.items()})} if encoder.fast else {}
+        ),
     }
 
 
@@ -323,6 +334,7 @@ def _encoder(data: Mapping[str, Any]) -> EncoderSection:
         gate=data.get("gate", {}),
         exporter=data.get("exporter", Exporter.TORCH),
         outputs=data.get("outputs", {}),
+        fast={p: Variant(v["file"], v.get("recipe")) for p, v in data.get("fast", {}).items()},
     )
 
 

@@ -85,6 +85,15 @@ class Backend(Protocol):
         """Run the model; return the hidden states (batch, tokens, dim) of ``layers``."""
         ...
 
+    def pooled(
+        self,
+        inputs: dict[str, NDArray[np.int64]],
+        representation: Representation,
+        layers: tuple[int, ...],
+    ) -> NDArray[np.float32]:
+        """One batch's pooled vectors (batch, dim), before normalisation."""
+        ...
+
     def word_tokenizer(self) -> Tokenizer:
         """The tokenizer without truncation or padding (offsets of whole texts)."""
         ...

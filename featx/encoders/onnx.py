@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from featx.artifact import Artifact, EncoderSection
+from featx.artifact.manifest import POOLED_OUTPUT
 from featx.config import ModelSpec, Precision, Representation, RepresentationOptions, parse_enum
 from featx.encoders.transformer import TransformerEncoder
 from featx.environment import available_cpus
@@ -84,22 +86,33 @@ class OnnxEncoder(TransformerEncoder):
         spec: How to feed the model and pool its output.
         outputs: Hidden state index -> graph output name where the graph does not name
             every layer featx's way (``hidden_state_<i>``); the other layers do not exist.
+        fast: A session over the artifact's fast graph (the default pooling of the last
+            layer as its one output); calls that ask for just that run it. ``session``
+            may then be a callable that opens the full graph when a call first needs it.
         **options: ``representation``, ``batch_size`` and ``max_tokens``, as for
             :class:`~featx.encoders.transformer.TransformerEncoder`.
     """
 
     def __init__(
         self,
-        session: ort.InferenceSession,
+        session: ort.InferenceSession | Callable[[], ort.InferenceSession],
         tokenizer: Tokenizer,
         spec: ModelSpec,
         *,
         outputs: Mapping[int, str] | None = None,
+        fast: ort.InferenceSession | None = None,
         **options: Any,
     ) -> None:
         self.outputs = dict(outputs or {})  # before super(): it checks the default layers
         super().__init__(tokenizer, spec, **options)
-        self.session = session
+        if isinstance(session, ort.InferenceSession):
+            self._session: ort.InferenceSession | None = session
+            self._open_session: Callable[[], ort.InferenceSession] | None = None
+        else:
+            self._session, self._open_session = None, session
+        self._session_lock = threading.Lock()
+        self.fast = fast
+        self._fast_inputs = set() if fast is None else {i.name for i in fast.get_inputs()}
         self.path: Path | None = None
         self.precision: str | None = None
         self._reload_args: dict[str, Any] | None = None
@@ -144,22 +157,32 @@ class OnnxEncoder(TransformerEncoder):
             )
         chosen_providers = check_providers(providers)
         chosen = choose_precision(encoder_section, precision, chosen_providers)
+        default = spec.representation.updated(**representation)
+
+        def open_graph(file: str) -> ort.InferenceSession:
+            try:
+                graph = artifact.read(file)
+                return make_session(graph, providers=chosen_providers, threads=threads)
+            except (ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
+                raise ModelLoadError(f"Cannot load {file} of {artifact.path}: {err}") from err
+
         try:
             tokenizer = Tokenizer.from_str(artifact.read("tokenizer.json").decode("utf-8"))
-            session = make_session(
-                artifact.read(encoder_section.variants[chosen].file),
-                providers=chosen_providers,
-                threads=threads,
-            )
-        except (TypeError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
+        except (TypeError, ValueError) as err:
             raise ModelLoadError(f"Cannot load artifact {artifact.path}: {err}") from err
+        full_file = encoder_section.variants[chosen].file
+        fast_variant = encoder_section.fast.get(chosen)
+        # The fast graph serves the default call; the full one opens when a call needs it
+        # (other layers, poolings, token features), so the common case loads one graph.
+        use_fast = fast_variant is not None and _same_pooled(default, spec)
         extra = {} if max_tokens is None else {"max_tokens": max_tokens}
         encoder = cls(
-            session,
+            (lambda: open_graph(full_file)) if use_fast else open_graph(full_file),
             tokenizer,
             spec,
             outputs=encoder_section.outputs,
-            representation=spec.representation.updated(**representation),
+            fast=open_graph(fast_variant.file) if use_fast and fast_variant else None,
+            representation=default,
             batch_size=batch_size,
             **extra,
         )
@@ -189,6 +212,28 @@ class OnnxEncoder(TransformerEncoder):
             )
         return indices
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The full graph's session (every hidden state), opened on first use if need be."""
+        if self._session is None:
+            with self._session_lock:
+                if self._session is None and self._open_session is not None:
+                    self._session = self._open_session()
+        assert self._session is not None
+        return self._session
+
+    def pooled(
+        self,
+        inputs: dict[str, NDArray[np.int64]],
+        representation: Representation,
+        layers: tuple[int, ...],
+    ) -> NDArray[np.float32]:
+        """The fast graph's output where it is what the call asks for, else as usual."""
+        if self.fast is not None and _same_pooled(representation, self.spec, layers):
+            feed = {k: v for k, v in inputs.items() if k in self._fast_inputs}
+            return np.asarray(self.fast.run([POOLED_OUTPUT], feed)[0], dtype=np.float32)
+        return super().pooled(inputs, representation, layers)
+
     def forward(
         self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
     ) -> list[NDArray[np.float32]]:
@@ -212,6 +257,16 @@ class OnnxEncoder(TransformerEncoder):
             f"OnnxEncoder(path={str(self.path)!r}, precision={self.precision!r}, "
             f"dim={self.dim}, pooling={self.representation.pooling.value!r})"
         )
+
+
+def _same_pooled(
+    representation: Representation, spec: ModelSpec, layers: tuple[int, ...] | None = None
+) -> bool:
+    """Whether ``representation`` pools as the fast graph does: the default, last layer."""
+    if layers is None:
+        n = spec.num_layers
+        layers = tuple(i % (n + 1) for i in representation.layers)
+    return layers == (spec.num_layers,) and representation.pooling is spec.representation.pooling
 
 
 def _reload(path: str, kwargs: dict[str, Any]) -> OnnxEncoder:

@@ -18,7 +18,6 @@ from featx.config import LongText, Representation
 from featx.encoders.base import Backend, EncodeResult
 from featx.environment import progress_bar, want_progress
 from featx.errors import TruncationWarning
-from featx.pooling import combine_layers, pool
 from featx.pooling import normalize as l2_normalize
 from featx.text import Tokenized, check_texts
 
@@ -82,8 +81,7 @@ def _embed_windows(
     bar = progress_bar(progress, len(lengths), "featx encode")
     for rows in batches:
         inputs = backend.model_inputs([tokenized.windows[r] for r in rows])
-        hidden = combine_layers(backend.forward(inputs, layers), rep.combine)
-        out[rows] = pool(hidden, inputs["attention_mask"], rep.pooling)
+        out[rows] = backend.pooled(inputs, rep, layers)
         bar.update(len(rows))
     bar.close()
     return out

@@ -21,6 +21,7 @@ from featx.config import LayerCombine, ModelSpec, Representation, Representation
 from featx.encoders.base import EncodeResult
 from featx.encoders.sentence import encode_texts, warn_truncation
 from featx.encoders.token import encode_words, word_windows
+from featx.pooling import combine_layers, pool
 from featx.text import TextPreparer
 from featx.words import Window, WordVectors
 
@@ -98,6 +99,16 @@ class TransformerEncoder(ABC):
         self, inputs: dict[str, NDArray[np.int64]], layers: tuple[int, ...]
     ) -> list[NDArray[np.float32]]:
         """Run the model; return the hidden states (batch, tokens, dim) of ``layers``."""
+
+    def pooled(
+        self,
+        inputs: dict[str, NDArray[np.int64]],
+        representation: Representation,
+        layers: tuple[int, ...],
+    ) -> NDArray[np.float32]:
+        """One batch's pooled vectors (batch, dim), before normalisation."""
+        hidden = combine_layers(self.forward(inputs, layers), representation.combine)
+        return pool(hidden, inputs["attention_mask"], representation.pooling)
 
     def model_inputs(self, windows: Sequence[Sequence[int]]) -> dict[str, NDArray[np.int64]]:
         """Pad token id lists into the model's input arrays (right padding)."""

@@ -7,6 +7,7 @@ folder's own ONNX file) build the fp32 graph their own way and finish here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,15 +18,17 @@ from tokenizers import Tokenizer
 
 from featx._version import __version__
 from featx.artifact import EncoderSection, Kind, Manifest, Origin, Variant
-from featx.artifact.manifest import GRAPH_FILES, PARITY_FILE
+from featx.artifact.manifest import FAST_GRAPH_FILES, GRAPH_FILES, PARITY_FILE
 from featx.config import ModelSpec, Precision
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.encoders.transformer import TransformerEncoder
 from featx.environment import want_progress
 from featx.exporter.calibration import builtin_calibration_texts, calibration_feeds
-from featx.exporter.parity import PROBE_TEXTS, Parity, compare
+from featx.exporter.parity import FP32_MIN_COSINE, PROBE_TEXTS, Parity, compare
 from featx.exporter.plan import ExportPlan
 from featx.files import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,16 +49,18 @@ class Graphs:
     probes: list[str]
     outputs: Mapping[int, str] = field(default_factory=dict)
     variants: dict[Precision, Variant] = field(default_factory=dict)
+    fast: dict[Precision, Variant] = field(default_factory=dict)
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def encoder(self, precision: Precision) -> OnnxEncoder:
-        """The staged graph of ``precision``, ready to encode."""
+    def encoder(self, precision: Precision, *, fast: bool = False) -> OnnxEncoder:
+        """The staged graph of ``precision`` (its fast graph for the default), to encode."""
         graph = make_session(str(self.stage / GRAPH_FILES[precision]))
-        return OnnxEncoder(graph, self.tokenizer, self.spec, outputs=self.outputs)
+        pooled = make_session(str(self.stage / FAST_GRAPH_FILES[precision])) if fast else None
+        return OnnxEncoder(graph, self.tokenizer, self.spec, outputs=self.outputs, fast=pooled)
 
-    def check(self, precision: Precision) -> Parity:
+    def check(self, precision: Precision, *, fast: bool = False) -> Parity:
         """How the staged graph of ``precision`` compares with the reference."""
-        return compare(self.reference, self.encoder(precision), self.probes)
+        return compare(self.reference, self.encoder(precision, fast=fast), self.probes)
 
 
 def int8(graphs: Graphs, plan: ExportPlan) -> tuple[Precision, str]:
@@ -76,6 +81,49 @@ def int8(graphs: Graphs, plan: ExportPlan) -> tuple[Precision, str]:
     if passed:
         return Precision.INT8, f"int8 passed the parity gate: {gate}"
     return Precision.FP32, f"int8 failed the parity gate, so fp32 is the default: {gate}"
+
+
+def fast_graphs(graphs: Graphs, plan: ExportPlan, heads: int | None) -> None:
+    """The fast path's graphs, for each precision built so far that has one (fp32, int8).
+
+    Each is checked against the reference like the full graphs and kept only if it meets
+    the same bar (fp32: the export's own bar; int8: the gate), else left out, said in
+    parity.json: the full graph then serves every call, as before.
+    """
+    from featx.exporter.fused import can_pool_in_graph, write_fused
+    from featx.exporter.quantize import quantize_int8
+
+    if not can_pool_in_graph(graphs.spec):
+        return
+    stage, fp32 = graphs.stage, graphs.stage / FAST_GRAPH_FILES[Precision.FP32]
+    fused = write_fused(
+        stage / GRAPH_FILES[Precision.FP32], fp32, graphs.spec, graphs.outputs, heads
+    )
+    built = {Precision.FP32: fused}
+    if Precision.INT8 in graphs.variants:
+        texts = [*builtin_calibration_texts(), *plan.calibration]
+        recipe = quantize_int8(
+            fp32,
+            stage / FAST_GRAPH_FILES[Precision.INT8],
+            calibration_feeds(graphs.reference, texts),
+            op_types=("MatMul", "Attention"),  # a fused Attention becomes QAttention
+        )
+        built[Precision.INT8] = {**recipe, **fused}
+    for precision, recipe in built.items():
+        result = graphs.check(precision, fast=True)
+        kept = (
+            result.passes(**plan.gate)
+            if precision is Precision.INT8
+            else result.min_cosine >= FP32_MIN_COSINE
+        )
+        graphs.parity[f"fast_{precision.value}"] = {**result.to_dict(), "kept": kept}
+        if kept:
+            graphs.fast[precision] = Variant(FAST_GRAPH_FILES[precision], recipe)
+        else:
+            (stage / FAST_GRAPH_FILES[precision]).unlink()
+            logger.warning(
+                "The fast %s graph missed its bar; the full graph serves", precision.value
+            )
 
 
 def write_parity(
@@ -113,6 +161,7 @@ def manifest(graphs: Graphs, origin: Origin, plan: ExportPlan, default: Precisio
             parity=graphs.parity,
             gate=plan.gate,
             outputs=graphs.outputs,
+            fast=graphs.fast,
         ),
     )
 

@@ -12,6 +12,7 @@ int8 is built from the graph (when the ``onnx`` package is there) and gated agai
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import shutil
 from pathlib import Path
@@ -24,10 +25,10 @@ from featx.artifact.manifest import GRAPH_FILES, TOKENIZER_FILE
 from featx.config import ModelSpec, Precision
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.errors import ModelLoadError
-from featx.exporter.assemble import Graphs, int8, manifest, progress, write_parity
+from featx.exporter.assemble import Graphs, fast_graphs, int8, manifest, progress, write_parity
 from featx.exporter.plan import ExportPlan, ExportResult
 from featx.extras import install_command
-from featx.sources import fetch, inspect_folder, resolve, transformer_folder
+from featx.sources import attention_heads, fetch, inspect_folder, resolve, transformer_folder
 
 logger = logging.getLogger(__name__)
 # Where optimum and sentence-transformers put the fp32 graph, in the order featx looks.
@@ -147,7 +148,7 @@ def build(plan: ExportPlan) -> ExportResult:
     spec = inspect_folder(folder, source.entry, **plan.overrides)
     tokenizer = _tokenizer(folder)
     spec, outputs = graph_interface(make_session(str(graph_file)), spec, graph_file)
-    steps = ["fp32 graph"] + ["int8 graph"] * plan.quantize
+    steps = ["fp32 graph"] + ["int8 graph"] * plan.quantize + ["fast graphs"]
     with (
         staging(plan.out, force=plan.force) as stage,
         progress(source.name, steps, plan.show_progress) as step,
@@ -165,6 +166,9 @@ def build(plan: ExportPlan) -> ExportResult:
         if plan.quantize:
             step()
             default, reason = _int8(graphs, plan)
+        step()
+        if _has_onnx():
+            fast_graphs(graphs, plan, attention_heads(folder))
         reference_name = f"the folder's fp32 graph {imported['imported_from']}"
         write_parity(graphs, plan, reference_name, default, reason)
         origin = Origin(source.name, revision, source.hub_id, str(folder))
@@ -173,10 +177,13 @@ def build(plan: ExportPlan) -> ExportResult:
     return ExportResult(plan.out, default.value, graphs.parity, reason)
 
 
+def _has_onnx() -> bool:
+    """Whether the onnx package is there: featx's int8 and fast graphs rewrite graphs with it."""
+    return importlib.util.find_spec("onnx") is not None
+
+
 def _int8(graphs: Graphs, plan: ExportPlan) -> tuple[Precision, str]:
-    try:
-        import onnx  # noqa: F401  (featx's int8 recipe rewrites the graph with it)
-    except ImportError:
+    if not _has_onnx():
         reason = f"int8 not built: it needs the onnx package ({install_command('export')})"
         logger.warning("%s", reason)
         return Precision.FP32, reason

@@ -16,12 +16,12 @@ from featx.artifact.manifest import GRAPH_FILES, TOKENIZER_FILE
 from featx.config import Exporter, Precision
 from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
 from featx.errors import ExportError
-from featx.exporter.assemble import Graphs, int8, manifest, progress, write_parity
+from featx.exporter.assemble import Graphs, fast_graphs, int8, manifest, progress, write_parity
 from featx.exporter.onnx import export_onnx
 from featx.exporter.parity import FP32_MIN_COSINE
 from featx.exporter.plan import ExportPlan, ExportResult
 from featx.exporter.quantize import convert_fp16
-from featx.sources import fetch, inspect_folder, resolve, transformer_folder
+from featx.sources import attention_heads, fetch, inspect_folder, resolve, transformer_folder
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def build(plan: ExportPlan) -> ExportResult:
     tokenizer = load_hf_tokenizer(model_dir)
     reference = TorchEncoder(load_hf_model(model_dir), tokenizer, spec)
     steps = ["fp32 graph", "fp32 parity"] + ["int8 graph"] * plan.quantize
-    steps += ["fp16 graph"] * plan.fp16
+    steps += ["fast graphs"] + ["fp16 graph"] * plan.fp16
     with (
         staging(plan.out, force=plan.force) as stage,
         progress(source.name, steps, plan.show_progress) as step,
@@ -49,6 +49,8 @@ def build(plan: ExportPlan) -> ExportResult:
             default, reason = int8(graphs, plan)
             if default is not Precision.INT8:
                 logger.warning("%s: %s", source.name, reason)
+        step()
+        fast_graphs(graphs, plan, attention_heads(folder))
         if plan.fp16:
             step()
             convert_fp16(stage / GRAPH_FILES[Precision.FP32], stage / GRAPH_FILES[Precision.FP16])

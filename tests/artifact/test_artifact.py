@@ -23,6 +23,7 @@ def test_manifest_lists_every_file_with_sha256(tiny_artifacts):
         set(manifest["files"])
         == on_disk
         == {"model.onnx", "model_int8.onnx", "tokenizer.json", "parity.json"}
+        | {"model_fast.onnx", "model_fast_int8.onnx"}  # the fast path's graphs
     )
     assert all(len(e["sha256"]) == 64 for e in manifest["files"].values())
     for key in ("featx_version", "source", "model", "encoder"):

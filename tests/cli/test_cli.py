@@ -47,7 +47,8 @@ def test_export_then_info(runner, tiny_model_dirs, tmp_path):
     assert "default precision:" in result.output and "fp32: min cosine" in result.output
     info = runner.invoke(main, ["info", str(out)])
     assert info.exit_code == 0, info.output
-    assert "family:     distilbert" in info.output and "4 files verified" in info.output
+    assert "family:     distilbert" in info.output and "6 files verified" in info.output
+    assert "fast path:  fp32, int8" in info.output
     details = json.loads(runner.invoke(main, ["info", str(out), "--json"]).output)
     assert details["parity"]["n_user_probe_texts"] == 2
     again = runner.invoke(main, ["export", str(tiny_model_dirs["distilbert"]), str(out)])

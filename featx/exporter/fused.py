@@ -1,0 +1,102 @@
+"""The fast path's graph: the default sentence vector only, pooled inside, fused by ORT.
+
+The full graph has every hidden state as an output, which ONNX Runtime's transformer
+fusions cannot work across (a fused Attention or SkipLayerNormalization hides the
+tensors those outputs name). For the common call (the artifact's default pooling over
+the last layer) featx builds a second graph from the full one: the last hidden state
+only, pooled inside the graph (mean or first token; normalisation stays in numpy, so
+long-text windows merge as they do everywhere), then fused offline by
+``onnxruntime.transformers.optimizer`` (EmbedLayerNormalization, Attention,
+SkipLayerNormalization, BiasGelu). The int8 variant is quantised after fusion.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import TensorProto, helper
+
+from featx.artifact.manifest import POOLED_OUTPUT
+from featx.config import Family, ModelSpec, Pooling
+
+logger = logging.getLogger(__name__)
+# The poolings built inside the graph; the others take the full graph.
+IN_GRAPH = (Pooling.MEAN, Pooling.CLS)
+# Families whose graphs ORT's "bert" fusions know (encoders with post-LayerNorm blocks).
+FUSED_FAMILIES = (Family.BERT, Family.ROBERTA, Family.DISTILBERT)
+
+
+def can_pool_in_graph(spec: ModelSpec) -> bool:
+    """Whether the artifact's default representation has a fast graph."""
+    rep = spec.representation
+    return rep.pooling in IN_GRAPH and rep.layers in ((-1,), (spec.num_layers,))
+
+
+def _pooling_nodes(last: str, pooling: Pooling) -> tuple[list[onnx.NodeProto], list[Any]]:
+    """Nodes from the last hidden state (batch, tokens, dim) to ``pooled`` (batch, dim)."""
+    if pooling is Pooling.CLS:
+        index = helper.make_tensor("pool/first", TensorProto.INT64, [], [0])
+        return [helper.make_node("Gather", [last, "pool/first"], [POOLED_OUTPUT], axis=1)], [index]
+    # Masked mean, as featx.pooling.mean_pool: sum(h * m) / max(sum(m), 1e-9).
+    axes = helper.make_tensor("pool/axes", TensorProto.INT64, [1], [1])
+    last_axis = helper.make_tensor("pool/last_axis", TensorProto.INT64, [1], [2])
+    eps = helper.make_tensor("pool/eps", TensorProto.FLOAT, [], [1e-9])
+    nodes = [
+        helper.make_node("Cast", ["attention_mask"], ["pool/m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["pool/m", "pool/last_axis"], ["pool/m3"]),
+        helper.make_node("Mul", [last, "pool/m3"], ["pool/masked"]),
+        helper.make_node("ReduceSum", ["pool/masked", "pool/axes"], ["pool/sum"], keepdims=0),
+        helper.make_node("ReduceSum", ["pool/m3", "pool/axes"], ["pool/count"], keepdims=0),
+        helper.make_node("Max", ["pool/count", "pool/eps"], ["pool/safe_count"]),
+        helper.make_node("Div", ["pool/sum", "pool/safe_count"], [POOLED_OUTPUT]),
+    ]
+    return nodes, [axes, last_axis, eps]
+
+
+def pooled_graph(full: Path, spec: ModelSpec, outputs: Mapping[int, str]) -> onnx.ModelProto:
+    """The full graph cut to the last hidden state and pooled as ``spec`` pools by default."""
+    model = onnx.load(str(full))
+    last = outputs.get(spec.num_layers, f"hidden_state_{spec.num_layers}")
+    nodes, constants = _pooling_nodes(last, spec.representation.pooling)
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(constants)
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info(POOLED_OUTPUT, TensorProto.FLOAT, ["batch", spec.dim])
+    )
+    return model
+
+
+def write_fused(
+    full: Path, out: Path, spec: ModelSpec, outputs: Mapping[int, str], heads: int | None
+) -> dict[str, Any]:
+    """Write the fast fp32 graph to ``out``; return what was fused, for the manifest.
+
+    ``heads`` (attention heads, from config.json) lets ORT fuse attention; without it the
+    graph is still pooled inside, with the other fusions.
+    """
+    pooled = out.with_name(out.name + ".pooled.onnx")
+    onnx.save(pooled_graph(full, spec, outputs), str(pooled))
+    try:
+        if spec.family not in FUSED_FAMILIES:
+            pooled.replace(out)
+            return {"pooling": spec.representation.pooling.value, "fused": {}}
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(
+            str(pooled),
+            model_type="bert",
+            num_heads=heads or 0,
+            hidden_size=spec.dim if heads else 0,
+            opt_level=0,  # fusions only (1 and up import torch); ORT optimises at load
+        )
+        fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(out))
+    finally:
+        pooled.unlink(missing_ok=True)
+    logger.info("fast graph: fused %s", fused)
+    return {"pooling": spec.representation.pooling.value, "fused": fused}
