@@ -125,12 +125,14 @@ def test_embed_int8_and_vectors(spark, real_artifact):
     rows = embed(df, "text", real_artifact, out_col="vec", vector=True).collect()
     assert len(rows) == len(TEXTS)
     # int8 quantises activations per forward batch, so vectors vary a little with the
-    # texts batched together; the library default (int8) is matched by cosine.
+    # texts batched together; the library default (int8) is matched by cosine. The fused
+    # fast graph quantises the attention input too (QAttention): a text of special tokens
+    # only (" ") moved to 0.9895 between batch mixes, so the bound is 0.985.
     want = library(real_artifact, TEXTS)
     for r in rows:
         if r.id in want:
             assert isinstance(r.vec, DenseVector) and len(r.vec) == 384
-            assert cosine(r.vec.toArray(), want[r.id]) >= 0.99
+            assert cosine(r.vec.toArray(), want[r.id]) >= 0.985
         else:
             assert r.vec is None
 
