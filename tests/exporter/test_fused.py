@@ -7,6 +7,8 @@ the same vectors as the torch reference, while every other call opens the full g
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ from featx.config import Precision
 onnx = pytest.importorskip("onnx")
 TEXTS = ["the quick brown fox jumps over the lazy dog", "a man is playing a guitar", "", "dog"]
 FUSED = {"bert", "roberta", "distilbert"}  # ORT's "bert" fusions know these graphs
+TRANSFORMERS_5 = int(version("transformers").split(".")[0]) >= 5
 
 
 def test_encoders_with_a_default_pooling_in_the_graph_get_fast_graphs(tiny_artifacts, family):
@@ -31,7 +34,11 @@ def test_encoders_with_a_default_pooling_in_the_graph_get_fast_graphs(tiny_artif
     assert (Precision.INT8 in encoder.fast) == parity["fast_int8"]["kept"]
     fused = encoder.fast[Precision.FP32].recipe["fused"]
     if family in FUSED:
-        assert fused.get("Attention") == 2 and fused.get("SkipLayerNormalization") == 4
+        assert fused.get("SkipLayerNormalization") == 4
+        # transformers 4.x traces DistilBERT's attention in a shape ORT's fusion misses;
+        # that graph is still pooled inside and gated, only its attention stays unfused.
+        if family != "distilbert" or TRANSFORMERS_5:
+            assert fused.get("Attention") == 2
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "modernbert"])
