@@ -23,7 +23,7 @@ from featx.config import ModelSpec, Precision
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.encoders.transformer import TransformerEncoder
 from featx.environment import want_progress
-from featx.exporter.calibration import builtin_calibration_texts, calibration_feeds
+from featx.exporter.calibration import Feed, builtin_calibration_texts, calibration_feeds
 from featx.exporter.parity import FP32_MIN_COSINE, PROBE_TEXTS, Parity, compare
 from featx.exporter.plan import ExportPlan
 from featx.files import write_json_atomic
@@ -51,6 +51,14 @@ class Graphs:
     variants: dict[Precision, Variant] = field(default_factory=dict)
     fast: dict[Precision, Variant] = field(default_factory=dict)
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _feeds: list[Feed] | None = field(default=None, repr=False)
+
+    def calibration(self, plan: ExportPlan) -> list[Feed]:
+        """The int8 calibration feeds (built-in and the plan's texts), made once per export."""
+        if self._feeds is None:
+            texts = [*builtin_calibration_texts(), *plan.calibration]
+            self._feeds = calibration_feeds(self.reference, texts)
+        return self._feeds
 
     def encoder(self, precision: Precision, *, fast: bool = False) -> OnnxEncoder:
         """The staged graph of ``precision`` (its fast graph for the default), to encode."""
@@ -67,9 +75,9 @@ def int8(graphs: Graphs, plan: ExportPlan) -> tuple[Precision, str]:
     """Build the int8 graph; return the default precision and why."""
     from featx.exporter.quantize import quantize_int8  # needs the onnx package
 
-    feeds = calibration_feeds(graphs.reference, [*builtin_calibration_texts(), *plan.calibration])
     file = GRAPH_FILES[Precision.INT8]
-    recipe = quantize_int8(graphs.stage / GRAPH_FILES[Precision.FP32], graphs.stage / file, feeds)
+    fp32 = graphs.stage / GRAPH_FILES[Precision.FP32]
+    recipe = quantize_int8(fp32, graphs.stage / file, graphs.calibration(plan))
     graphs.variants[Precision.INT8] = Variant(file, recipe)
     result = graphs.check(Precision.INT8)
     passed = result.passes(**plan.gate)
@@ -101,11 +109,10 @@ def fast_graphs(graphs: Graphs, plan: ExportPlan, heads: int | None) -> None:
     )
     built = {Precision.FP32: fused}
     if Precision.INT8 in graphs.variants:
-        texts = [*builtin_calibration_texts(), *plan.calibration]
         recipe = quantize_int8(
             fp32,
             stage / FAST_GRAPH_FILES[Precision.INT8],
-            calibration_feeds(graphs.reference, texts),
+            graphs.calibration(plan),
             op_types=("MatMul", "Attention"),  # a fused Attention becomes QAttention
         )
         built[Precision.INT8] = {**recipe, **fused}
