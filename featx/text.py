@@ -41,7 +41,21 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
                 f"{what}[{i}] is {type(text).__name__} ({text!r:.60}), not str; "
                 "every item must be a string (drop or fill missing values first)."
             )
+        if not text.isascii():
+            _check_encodable(text, f"{what}[{i}]")
     return out
+
+
+def _check_encodable(text: str, where: str) -> None:
+    """Refuse a lone surrogate (not Unicode text; the tokenizer raises a bare TypeError)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{where} holds a lone surrogate at character {err.start} "
+            f"({text[max(err.start - 20, 0) : err.start + 20]!r}), which is not valid text. "
+            "Read the source with errors='replace' (or fix its encoding)."
+        ) from None
 
 
 def pair_columns(X: Any) -> int:

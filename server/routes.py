@@ -30,9 +30,18 @@ def _body() -> dict[str, Any]:
             f"Send JSON with 'Content-Type: application/json' (got "
             f"{request.content_type or 'no content type'!r}).",
         )
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.")
+    # orjson, not the json module: it refuses lone surrogates (which the tokenizer cannot
+    # take) and nesting deeper than 1024 (a RecursionError, a 500, in the json module)
+    # with a JSONDecodeError that says which.
+    try:
+        body = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError as err:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"The request body is not valid JSON ({err}): send UTF-8 JSON without lone "
+            "surrogates, nested at most 1024 deep.",
+        ) from err
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request_error", "The JSON body must be an object.")
     return body

@@ -32,6 +32,12 @@ def test_check_texts_names_the_bad_item():
         check_texts(42)
 
 
+def test_check_texts_refuses_a_lone_surrogate_but_keeps_real_unicode():
+    assert check_texts(["naïve 東京 😀"]) == ["naïve 東京 😀"]
+    with pytest.raises(ValueError, match=r"texts\[1\] holds a lone surrogate at character 1"):
+        check_texts(["ok", "a\ud800b"])
+
+
 @pytest.mark.parametrize("stride", [0, 7, 32])
 def test_token_counts_are_exact_before_truncation(tokenizer, stride):
     rng = np.random.default_rng(0)

@@ -114,6 +114,13 @@ def test_models_health_readiness_metrics_openapi_and_playground(client):
     ("kwargs", "status", "message"),
     [
         ({"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
+        # A lone surrogate (escaped or as raw UTF-8 bytes) and deep nesting: 400, not 500.
+        ({"data": '{"texts": ["a\\ud800b"]}', "content_type": "application/json"},
+         400, "surrogate"),
+        ({"data": b'{"texts": ["a\xed\xa0\x80b"]}', "content_type": "application/json"},
+         400, "surrogates not allowed"),
+        ({"data": "[" * 1100 + "]" * 1100, "content_type": "application/json"},
+         400, "depth limit exceeded"),
         ({"data": "texts=a"}, 415, "Content-Type: application/json"),
         ({"json": ["a"]}, 400, "must be an object"),
         ({"json": {"texts": []}}, 400, "non-empty list of strings"),
@@ -357,7 +364,7 @@ def test_a_client_dying_mid_request_does_not_hurt_the_server(live_server):
 
 
 def test_a_library_error_is_a_400_never_a_500(client):
-    # A lone surrogate passes JSON but not the tokenizer, which raises a TypeError.
+    # A lone surrogate, refused where the JSON is read (and by featx.text.check_texts).
     for path, body in (
         ("/embed", {"texts": ["a\ud800b"]}),
         ("/v1/embeddings", {"model": "tiny", "input": "a\ud800b"}),
