@@ -3,7 +3,8 @@
 For each method: texts/s on the 'short' and 'mixed' workloads (a warm-up run, then
 ``--repeats`` timed runs interleaved across methods; the median), the ratio to
 sentence-transformers (torch), cosine of its embeddings vs sentence-transformers
-(torch) on the same texts, single-text latency p50/p95, cold start (a fresh
+(torch) on the same texts, the share of this machine's int8 and fp32 FLOP bound each
+reaches (:mod:`gemm_peak`), single-text latency p50/p95, cold start (a fresh
 ``python -c`` process: spawn to first embedding) and that process's peak RSS after it
 embedded the 'short' workload. Prints a Markdown table; appends one JSON line per
 (method, measurement) to ``benchmarks/results/bench_encode.jsonl``.
@@ -26,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
+import gemm_peak  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-mixed", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM peaks")
     common.add_out_arg(parser, "bench_encode")
     args = parser.parse_args(argv)
     common.require_at_least_one(
@@ -187,14 +190,26 @@ def measure_workloads(
     workloads: dict[str, list[str]],
     args: argparse.Namespace,
     artifact: Path,
+    bound: dict[str, Any] | None,
 ) -> None:
-    """Throughput of every timed method on each workload."""
+    """Throughput of every timed method on each workload (and its share of the bound)."""
     for workload, texts in workloads.items():
         print(f"[{workload}] {len(texts)} texts x {args.repeats} repeats ...", file=sys.stderr)
         tokens = common.token_counts(artifact, texts)
         stats = throughput(timed, reference, texts, args.repeats)
         ref_tps = stats.get(common.REFERENCE, {}).get("texts_per_s")
+        shares: dict[str, Any] = {}
+        if bound is not None:
+            ops = gemm_peak.ops_per_text(tokens, bound["shape"])
+            shares["ops_per_text"] = ops
+            for kind in ("int8", "fp32"):
+                shares[f"{kind}_bound_texts_per_s"] = bound[f"{kind}_gop_s"] * 1e9 / ops
         for name, s in stats.items():
+            for kind in ("int8", "fp32"):
+                if f"{kind}_bound_texts_per_s" in shares:
+                    s[f"share_of_{kind}_bound"] = (
+                        s["texts_per_s"] / shares[f"{kind}_bound_texts_per_s"]
+                    )
             record(
                 name,
                 workload,
@@ -203,6 +218,7 @@ def measure_workloads(
                 mean_tokens=float(tokens.mean()),
                 tokens_per_s=float(tokens.sum()) / s["time_s_median"],
                 ratio_vs_st_torch=ratio(ref_tps, s["texts_per_s"], higher_is_better=True),
+                **shares,
                 **s,
             )
 
@@ -290,7 +306,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in skipped:
             record(name, "all", status="skipped", reason=skipped[name])
             print(f"SKIPPED {name}: {skipped[name]}", file=sys.stderr)
-    measure_workloads(record, timed, loaded[common.REFERENCE], workloads, args, setup.artifact)
+    bound = None
+    if not args.no_gemm:
+        print("[gemm] peaks ...", file=sys.stderr)
+        shape = gemm_peak.encoder_shape(setup.model_folder)
+        bound = {**gemm_peak.gemm_peaks(shape["hidden"], shape["ffn"], args.threads)}
+        bound["shape"] = shape
+        records.append({**base, "method": "gemm-peak", "workload": "gemm", "status": "ok", **bound})
+    measure_workloads(
+        record, timed, loaded[common.REFERENCE], workloads, args, setup.artifact, bound
+    )
     if args.single:
         measure_single(record, timed, single_text, args.single)
     if args.cold_repeats:
@@ -309,6 +334,7 @@ def render(records: list[dict[str, Any]], methods: Sequence[str]) -> str:
         "mixed texts/s",
         "cosine min / mean (short)",
         "cosine min / mean (mixed)",
+        "int8 bound share short / mixed",
         "1 text p50 / p95 ms",
         "cold start s",
         "peak RSS MB",
@@ -329,6 +355,12 @@ def render(records: list[dict[str, Any]], methods: Sequence[str]) -> str:
         for w in ("short", "mixed"):
             r = by.get((name, w))
             row.append("-" if r is None else f"{r['cosine_min']:.4f} / {r['cosine_mean']:.4f}")
+        row.append(
+            " / ".join(
+                common.fmt(by.get((name, w), {}).get("share_of_int8_bound"), ".0%")
+                for w in ("short", "mixed")
+            )
+        )
         r = by.get((name, "single"))
         row.append("-" if r is None else f"{r['latency_ms_p50']:.2f} / {r['latency_ms_p95']:.2f}")
         r = by.get((name, "cold"))
@@ -343,6 +375,13 @@ def render(records: list[dict[str, Any]], methods: Sequence[str]) -> str:
         f"torch {m.get('torch_version')}, sentence-transformers "
         f"{m.get('sentence_transformers_version')}. Ratios: speed-up vs {common.REFERENCE}."
     )
+    gemm = by.get(("gemm-peak", "gemm"))
+    if gemm is not None:
+        note += (
+            f" GEMM peaks: int8 {gemm['int8_gop_s']:.0f} GOP/s, fp32 {gemm['fp32_gop_s']:.0f}"
+            " GOP/s (best of ONNX Runtime and torch kernels); bound share = texts/s over"
+            " the int8 peak / ops per text."
+        )
     return common.markdown_table(header, rows) + "\n" + note
 
 

@@ -46,13 +46,14 @@ MIXED_WORDS = (5, 300)
 MIXED_LOGNORMAL = {"median_words": 40.0, "sigma": 0.8}
 
 REFERENCE = "st-torch"
-ST_METHODS = ("st-torch", "st-onnx", "st-onnx-int8")
+ST_METHODS = ("st-torch", "st-torch-bf16", "st-onnx", "st-onnx-int8")
 FEATX_METHODS = ("featx-fp32", "featx-int8", "featx-int8-full")
 RAW_METHODS = ("raw-ort-fp32", "raw-ort-int8")
 METHODS = (*ST_METHODS, *FEATX_METHODS, *RAW_METHODS)
 ST_ONNX_FILES = {"st-onnx": "onnx/model.onnx", "st-onnx-int8": "onnx/model_qint8_avx512_vnni.onnx"}
 DESCRIPTIONS = {
     "st-torch": "sentence-transformers, torch backend",
+    "st-torch-bf16": "sentence-transformers, torch backend, bf16 weights (model.to(bfloat16))",
     "st-onnx": "sentence-transformers, ONNX backend (optimum export)",
     "st-onnx-int8": "sentence-transformers, ONNX int8 (avx512_vnni dynamic quantisation)",
     "featx-fp32": "featx, ONNX Runtime fp32",
@@ -602,8 +603,10 @@ def load_method(name: str, setup: Setup) -> Loaded:
         torch.set_num_threads(setup.threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if name == "st-torch":
+            if name in ("st-torch", "st-torch-bf16"):
                 model = SentenceTransformer(str(setup.model_folder), device="cpu")
+                if name == "st-torch-bf16":
+                    model.to(torch.bfloat16)  # encode() still returns float32
             else:
                 import onnxruntime as ort
 
@@ -634,7 +637,7 @@ def load_method(name: str, setup: Setup) -> Loaded:
             "max_seq_length": model.max_seq_length,
             "torch_threads": torch.get_num_threads(),
         }
-        if name != "st-torch":
+        if name in ST_ONNX_FILES:
             settings["onnx_file"] = ST_ONNX_FILES[name]
         return Loaded(st_embed, settings)
     if name in RAW_METHODS:
@@ -696,6 +699,8 @@ import torch
 torch.set_num_threads({threads})
 from sentence_transformers import SentenceTransformer
 model = SentenceTransformer({folder!r}, device="cpu")
+if {bf16!r}:
+    model.to(torch.bfloat16)
 embed = lambda texts: model.encode(texts, batch_size={batch_size}, convert_to_numpy=True,
                                    show_progress_bar=False)
 """,
@@ -757,12 +762,13 @@ def cold_start_code(name: str, setup: Setup, text: str) -> str:
         "artifact": str(setup.artifact),
         "precision": name.removeprefix("featx-").removesuffix("-full"),
         "text": text,
+        "bf16": name == "st-torch-bf16",
         "bench_dir": str(Path(__file__).resolve().parent),
         "raw_graph": str(_raw_dir(setup) / f"raw_{name.removeprefix('raw-ort-')}.onnx"),
         "tokenizer": str(setup.artifact / "tokenizer.json"),
         "dim": _artifact_dim(setup.artifact),
     }
-    if name == "st-torch":
+    if name in ("st-torch", "st-torch-bf16"):
         loader = _COLD_LOADERS["st-torch"]
     elif name in ST_ONNX_FILES:
         loader = _COLD_LOADERS["st-onnx"]

@@ -107,7 +107,7 @@ class EncoderSection:
         exporter: What made the fp32 graph.
         outputs: Hidden state index -> output name where the graph lacks featx's
             ``hidden_state_<i>`` for every layer (a folder's own ONNX file). Empty: all.
-        fast: The fast graph of each precision (the default pooled vector only, fused),
+        fast: The fast graph of each precision (the default pooled vector only),
             used when a call asks for just that. Empty: none (older artifacts, decoders).
     """
 

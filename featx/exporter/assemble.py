@@ -99,7 +99,6 @@ def fast_graphs(graphs: Graphs, plan: ExportPlan, heads: int | None) -> None:
     parity.json: the full graph then serves every call, as before.
     """
     from featx.exporter.fused import can_pool_in_graph, write_fused
-    from featx.exporter.quantize import quantize_int8
 
     if not can_pool_in_graph(graphs.spec):
         return
@@ -108,14 +107,9 @@ def fast_graphs(graphs: Graphs, plan: ExportPlan, heads: int | None) -> None:
         stage / GRAPH_FILES[Precision.FP32], fp32, graphs.spec, graphs.outputs, heads
     )
     built = {Precision.FP32: fused}
-    if Precision.INT8 in graphs.variants:
-        recipe = quantize_int8(
-            fp32,
-            stage / FAST_GRAPH_FILES[Precision.INT8],
-            graphs.calibration(plan),
-            op_types=("MatMul", "Attention"),  # a fused Attention becomes QAttention
-        )
-        built[Precision.INT8] = {**recipe, **fused}
+    int8_variant = graphs.variants.get(Precision.INT8)
+    if int8_variant is not None:
+        built[Precision.INT8] = cut_int8(stage, graphs.spec, graphs.outputs, int8_variant)
     for precision, recipe in built.items():
         result = graphs.check(precision, fast=True)
         kept = (
@@ -131,6 +125,22 @@ def fast_graphs(graphs: Graphs, plan: ExportPlan, heads: int | None) -> None:
             logger.warning(
                 "The fast %s graph missed its bar; the full graph serves", precision.value
             )
+
+
+def cut_int8(
+    directory: Path, spec: ModelSpec, outputs: Mapping[int, str], int8_variant: Variant
+) -> dict[str, Any]:
+    """The fast int8 graph: the int8 graph cut to its pooled output (see fused.py); recipe."""
+    from featx.exporter.fused import write_pooled
+
+    write_pooled(
+        directory / int8_variant.file, directory / FAST_GRAPH_FILES[Precision.INT8], spec, outputs
+    )
+    return {
+        **(int8_variant.recipe or {}),
+        "pooling": spec.representation.pooling.value,
+        "from": f"{int8_variant.file} cut to the pooled output (ONNX Runtime fuses at load)",
+    }
 
 
 def write_parity(

@@ -12,7 +12,7 @@ about 0.98 at the same speed (benchmarks/README.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ LAYER_NORMS = {
     "LayerNormalization",
     "SkipLayerNormalization",
     "SimplifiedLayerNormalization",
-    "EmbedLayerNormalization",  # fused graphs: embeddings + LayerNorm, read by Attention
 }
 
 # Recorded in the manifest so that an artifact says how its int8 graph was made.
@@ -46,7 +45,7 @@ INT8_RECIPE: dict[str, Any] = {
 
 
 def _smoothable(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    """LayerNorm outputs -> the MatMuls (or fused Attentions) that read them.
+    """LayerNorm outputs -> the MatMuls that read them.
 
     Both with a constant 2-D weight: input 0 is the activation, input 1 the (in, out) weight.
     """
@@ -54,11 +53,11 @@ def _smoothable(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     producer = {out: node for node in model.graph.node for out in node.output}
     groups: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
-        matmul = node.op_type == "MatMul" and len(node.input) == 2
-        act, weight = (node.input[0], node.input[1]) if len(node.input) >= 2 else ("", "")
+        if node.op_type != "MatMul" or len(node.input) != 2:
+            continue
+        act, weight = node.input
         if (
-            (matmul or node.op_type == "Attention")
-            and weight in weights
+            weight in weights
             and len(weights[weight].dims) == 2
             and act in producer
             and producer[act].op_type in LAYER_NORMS
@@ -140,7 +139,6 @@ def quantize_int8(
     alpha: float | None = SMOOTH_ALPHA,
     per_channel: bool = True,
     exclude: Iterable[str] = (),
-    op_types: Sequence[str] = ("MatMul",),
 ) -> dict[str, Any]:
     """Write a smoothed, dynamically quantised int8 copy of ``fp32`` to ``out``.
 
@@ -152,7 +150,6 @@ def quantize_int8(
         alpha: Smoothing strength; ``None`` skips smoothing (plain dynamic int8).
         per_channel: One weight scale per output channel (else one per tensor).
         exclude: Names of MatMul nodes to keep in fp32.
-        op_types: The ops to quantise (``Attention`` too in a fused graph: QAttention).
 
     Returns:
         What was done, for the manifest (the recipe and the number of smoothed MatMuls).
@@ -168,7 +165,7 @@ def quantize_int8(
         quantize_dynamic(
             str(smoothed),
             str(out),
-            op_types_to_quantize=list(op_types),
+            op_types_to_quantize=["MatMul"],
             per_channel=per_channel,
             reduce_range=False,  # VNNI and AVX2 u8s8 kernels use the full range
             weight_type=QuantType.QInt8,
@@ -182,7 +179,6 @@ def quantize_int8(
     logger.info("int8: %d MatMuls smoothed before quantisation", n_smoothed)
     return {
         **INT8_RECIPE,
-        "op_types": list(op_types),
         "weights": f"int8, per {'output channel' if per_channel else 'tensor'}",
         "smoothing": {**INT8_RECIPE["smoothing"], "alpha": alpha},
         "n_smoothed_matmuls": n_smoothed,

@@ -36,8 +36,9 @@ def _bench_common() -> ModuleType:
 # Where the scripts read their data by default ($FEATX_DATA_DIR, else ../shared/data).
 DATA = _bench_common().default_data_dir()
 METHODS = ["featx-fp32", "featx-int8", "st-torch"]
-# bench_encode also times featx without its fast graph and the hand-tuned raw ORT session.
-ENCODE_METHODS = [*METHODS, "featx-int8-full", "raw-ort-int8"]
+# bench_encode also times featx without its fast graph, the hand-tuned raw ORT session and
+# sentence-transformers with bf16 weights.
+ENCODE_METHODS = [*METHODS, "featx-int8-full", "raw-ort-int8", "st-torch-bf16"]
 
 pytestmark = [
     pytest.mark.real,
@@ -82,6 +83,10 @@ def test_bench_encode_smoke(real_artifact: Path, tmp_path: Path) -> None:
     records = _records(out)
     assert {r["status"] for r in records} == {"ok"}
     by = {(r["method"], r["workload"]): r for r in records}
+    gemm = by.pop(("gemm-peak", "gemm"))
+    assert gemm["int8_gop_s"] > 0 and gemm["fp32_gop_s"] > 0
+    assert {t["kernel"] for t in gemm["tried"]} == {"onnxruntime", "torch"}
+    records = [r for r in records if r["method"] != "gemm-peak"]
     assert set(by) == {(m, w) for m in ENCODE_METHODS for w in ("short", "mixed", "single", "cold")}
     for r in records:
         assert r["bench"] == "encode"
@@ -97,6 +102,9 @@ def test_bench_encode_smoke(real_artifact: Path, tmp_path: Path) -> None:
             assert r["texts_per_s"] > 0 and r["tokens_per_s"] > 0
             assert len(r["times_s"]) == 1
             assert 0.9 < r["cosine_min"] <= r["cosine_mean"] <= 1 + 1e-6
+            # Texts/s over the bound the int8 peak puts on these texts' operations.
+            bound = gemm["int8_gop_s"] * 1e9 / r["ops_per_text"]
+            assert r["share_of_int8_bound"] == pytest.approx(r["texts_per_s"] / bound)
         single = by[(m, "single")]
         assert single["n_calls"] == 3
         assert 0 < single["latency_ms_p50"] <= single["latency_ms_p95"]
@@ -326,3 +334,16 @@ def test_run_parts_appends_the_records_of_a_failed_run(
     assert "table of 1" in said.out
     assert "[one]" in said.err and "[never]" not in said.err
     assert f"1 records appended to {args.out}" in said.err
+
+
+def test_ops_per_text_counts_projections_ffn_and_attention() -> None:
+    spec = importlib.util.spec_from_file_location("featx_bench_gemm", BENCH / "gemm_peak.py")
+    assert spec is not None and spec.loader is not None
+    gemm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gemm)
+    shape = {"hidden": 4, "ffn": 8, "layers": 2}
+    # Per layer: 2 x (4 x 4^2 + 2 x 4 x 8) x 10 tokens dense + 4 x 4 x 10^2 attention.
+    assert gemm.ops_per_text([10], shape) == (2 * (64 + 64) * 10 + 4 * 4 * 100) * 2
+    assert gemm.ops_per_text([10, 20], shape) == pytest.approx(
+        (gemm.ops_per_text([10], shape) + gemm.ops_per_text([20], shape)) / 2
+    )

@@ -87,11 +87,22 @@ def test_a_load_for_another_pooling_does_not_open_the_fast_graph(tiny_artifacts)
     assert encoder.fast is None and encoder._session is not None
 
 
-def test_an_int8_fast_graph_is_quantised_after_fusion(tiny_artifacts):
-    encoder = Artifact.open(tiny_artifacts["bert"]).manifest.encoder
-    assert encoder is not None
-    assert Precision.INT8 in encoder.fast  # the tiny BERT's passes the gate (seed 0)
-    graph = onnx.load(str(tiny_artifacts["bert"] / encoder.fast[Precision.INT8].file))
-    ops = {node.op_type for node in graph.graph.node}
-    assert "QAttention" in ops and "Attention" not in ops
-    assert encoder.fast[Precision.INT8].recipe["op_types"] == ["MatMul", "Attention"]
+def test_the_int8_fast_graph_is_the_int8_graph_cut_to_its_pooled_output(tiny_artifacts):
+    # Unfused int8 MatMuls outran QAttention (benchmarks/README.md): the same int8 graph,
+    # cut to the default pooled vector, so it agrees with the gated int8 graph.
+    path = tiny_artifacts["bert"]
+    section = Artifact.open(path).manifest.encoder
+    assert section is not None
+    assert Precision.INT8 in section.fast  # the tiny BERT's passes the gate (seed 0)
+    graph = onnx.load(str(path / section.fast[Precision.INT8].file))
+    ops = [node.op_type for node in graph.graph.node]
+    full = [n.op_type for n in onnx.load(str(path / "model_int8.onnx")).graph.node]
+    assert "QAttention" not in ops and ops.count("MatMulInteger") == full.count("MatMulInteger")
+    assert [o.name for o in graph.graph.output] == ["pooled"]
+    assert section.fast[Precision.INT8].recipe["from"].startswith("model_int8.onnx cut")
+    texts = ["a short text", "another, rather longer text about something else entirely"]
+    fast = featx.load(path, precision="int8")
+    assert fast.fast is not None
+    full_only = featx.load(path, precision="int8")
+    full_only.fast = None
+    np.testing.assert_allclose(fast.encode(texts), full_only.encode(texts), atol=1e-5)

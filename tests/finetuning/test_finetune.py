@@ -390,6 +390,9 @@ def test_an_int8_graph_that_fails_the_dev_gate_is_rebuilt_then_refused(
     # The rebuilt graph is sealed and verified like any other file.
     assert featx.load(out, precision="int8").encode(["love it"]).shape == (1, 32)
     assert Predictor.load(out).predict(["love it"])[0] in ("neg", "pos")
+    # The fast int8 graph was cut again from the rebuilt graph (then gated, and refused).
+    assert "int8" not in manifest["encoder"]["fast"]
+    assert gate["fast_int8"]["passes"] is False
 
 
 def test_runs_are_reproducible_and_score_every_n_steps(
