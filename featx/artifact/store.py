@@ -32,6 +32,23 @@ from featx.artifact.manifest import (
 from featx.errors import ArtifactIntegrityError, ModelLoadError
 from featx.files import UMASK, refuse_existing, sha256_file, write_json_atomic
 
+# The manifest's own checksum: the sha256 of its JSON without this key (sorted keys, compact),
+# so an edited manifest (a max_length changed by hand) is refused like an edited graph.
+SEAL = "manifest_sha256"
+
+
+def seal_digest(data: dict[str, Any]) -> str:
+    """The sha256 of a manifest's JSON form without its seal (see :data:`SEAL`)."""
+    body = {key: value for key, value in data.items() if key != SEAL}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write ``manifest`` with its seal to ``directory`` (atomically)."""
+    data = manifest.to_dict()
+    write_json_atomic(directory / MANIFEST, {**data, SEAL: seal_digest(data)})
+
 
 def is_artifact(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a directory holding a featx manifest."""
@@ -71,7 +88,7 @@ def seal(directory: Path, manifest: Manifest) -> Manifest:
         if name != MANIFEST:
             files[name] = FileEntry(sha256_file(path), path.stat().st_size)
     sealed = manifest.with_files(files)
-    write_json_atomic(directory / MANIFEST, sealed.to_dict())
+    write_manifest(directory, sealed)
     return sealed
 
 
@@ -92,7 +109,8 @@ class Artifact:
         Raises:
             FileNotFoundError: If ``path`` is not a directory with a manifest.
             ModelLoadError: If the manifest is unreadable or of an unknown format.
-            ArtifactIntegrityError: If a listed file is missing or has the wrong size.
+            ArtifactIntegrityError: If the manifest was edited after it was sealed, or a
+                listed file is missing or has the wrong size.
         """
         root = Path(path)
         if not (root / MANIFEST).is_file():
@@ -110,6 +128,12 @@ class Artifact:
             raise ModelLoadError(
                 f"{root / MANIFEST} has format_version {version!r}; this featx reads "
                 f"{readable}. Re-export the model with this featx version."
+            )
+        # Manifests of earlier featx releases have no seal; every sealed one must match it.
+        if SEAL in data and data[SEAL] != seal_digest(data):
+            raise ArtifactIntegrityError(
+                f"{root / MANIFEST} was edited after it was sealed: its {SEAL} does not match "
+                "its content. Restore the file or re-export the artifact."
             )
         try:
             manifest = Manifest.from_dict(data)
@@ -203,5 +227,5 @@ def copy_encoder(source: Path, target: Path) -> Manifest:
             )
         files[name] = entry
     encoder = replace(manifest, kind=Kind.ENCODER, head=None, tagger=None, files=files)
-    write_json_atomic(target / MANIFEST, encoder.to_dict())
+    write_manifest(target, encoder)
     return encoder

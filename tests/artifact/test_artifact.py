@@ -44,6 +44,14 @@ def test_altered_file_is_refused_on_load(artifact_copy):
         featx.load(artifact_copy)
 
 
+def test_an_edited_manifest_is_refused_on_load(artifact_copy):
+    manifest = json.loads((artifact_copy / MANIFEST).read_text())
+    manifest["model"]["max_length"] += 1  # probed: 256 -> 257 by hand was served silently
+    (artifact_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactIntegrityError, match="featx.json was edited after it was sealed"):
+        featx.load(artifact_copy)
+
+
 def test_truncated_file_is_refused(artifact_copy):
     (artifact_copy / "model.onnx").write_bytes(b"broken")
     with pytest.raises(ArtifactIntegrityError, match="has 6 bytes"):
