@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "BATCHING": True,  # coalesce concurrent requests into one encoder run
     "BATCH_MAX_TEXTS": 64,
     "BATCH_WAIT_MS": 2.0,
+    "MAX_QUEUE_TEXTS": 1024,  # texts waiting per model; a request that does not fit: 429
     "REQUEST_TIMEOUT_S": 30.0,  # longest a request waits for its embeddings
-    "ONNX_THREADS": None,  # intra-op threads per worker; None: every core
+    "READ_TIMEOUT_S": 10.0,  # a connection silent this long is closed (stalled, idle)
+    "MAX_CONNECTIONS": 1000,  # open connections per worker; more wait in the backlog
+    "MAX_HEADER_BYTES": 65536,  # request line + headers
+    "RUNNERS": None,  # batches run at once per model; None: the CPUs the process may use
+    "ONNX_THREADS": 1,  # ONNX Runtime threads per run (RUNNERS x ONNX_THREADS = cores)
     "PRECISION": None,  # "fp32" or "int8"; None: each artifact's default
     "API_KEYS": [],  # Bearer keys; empty: no auth
     "API_KEYS_FILE": None,  # one key per line
@@ -66,6 +72,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _check(app.config)
     metrics = Metrics()
     app.extensions["featx_metrics"] = metrics
+    app.extensions["featx_draining"] = threading.Event()  # set by a stopping worker
+    app.extensions["featx_ready"] = {}  # when /readyz last passed
     app.extensions["featx_models"] = load_models(app.config, metrics)
     install_observability(app, metrics)
     install_auth(app)
@@ -81,13 +89,26 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _check(config: Any) -> None:
-    for key in ("MAX_TEXTS", "MAX_CHARS", "MAX_CONTENT_LENGTH", "BATCH_MAX_TEXTS"):
+    for key in (
+        "MAX_TEXTS", "MAX_CHARS", "MAX_CONTENT_LENGTH", "BATCH_MAX_TEXTS", "MAX_QUEUE_TEXTS",
+        "MAX_CONNECTIONS", "MAX_HEADER_BYTES", "ONNX_THREADS",
+    ):  # fmt: skip
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"Setting {key} must be a positive integer, got {value!r}.")
-    for key in ("BATCH_WAIT_MS", "REQUEST_TIMEOUT_S"):
+    for key in ("BATCH_WAIT_MS", "REQUEST_TIMEOUT_S", "READ_TIMEOUT_S"):
         if not isinstance(config[key], int | float) or config[key] < 0:
             raise ValueError(f"Setting {key} must be a non-negative number, got {config[key]!r}.")
+    runners = config["RUNNERS"]
+    if runners is not None and (
+        isinstance(runners, bool) or not isinstance(runners, int) or runners < 1
+    ):
+        raise ValueError(f"Setting RUNNERS must be a positive integer or null, got {runners!r}.")
+    if config["MAX_QUEUE_TEXTS"] < config["MAX_TEXTS"]:
+        raise ValueError(
+            f"Setting MAX_QUEUE_TEXTS ({config['MAX_QUEUE_TEXTS']}) must be at least MAX_TEXTS "
+            f"({config['MAX_TEXTS']}), or a request within the limits could never be queued."
+        )
     if not isinstance(config["MODELS"], dict):
         raise ValueError(
             f"Setting MODELS must map names to artifacts, got {config['MODELS']!r}; e.g. "

@@ -1,13 +1,18 @@
 """JSON errors: every error the server answers is ``{"error": {type, message, param, code}}``.
 
-A client's mistake is a 4xx that says what to fix; a ``ValueError`` or ``TypeError`` from
-featx (bad input the views did not catch) is a 400, never a 500.
+One mapping for every endpoint: a client's mistake is a 4xx that says what to fix (400 for
+a malformed request, 422 for a well-formed one whose values break a limit, with the limit);
+a ``ValueError`` or ``TypeError`` from featx (bad input the views did not catch) is a 400,
+never a 500. Load is not the client's fault but is theirs to act on: a full queue is a 429
+and a request that waited past its timeout a 503, both with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .batching import Overloaded
 
 
 class ApiError(Exception):
@@ -21,11 +26,19 @@ class ApiError(Exception):
         self.param = param
 
 
-def error_response(status: int, kind: str, message: str, param: str | None = None) -> Response:
+def error_response(
+    status: int,
+    kind: str,
+    message: str,
+    param: str | None = None,
+    retry_after_s: int | None = None,
+) -> Response:
     """The JSON error body (OpenAI-compatible: the ``openai`` client shows ``message``)."""
     body = {"error": {"type": kind, "message": message, "param": param, "code": status}}
     response = jsonify(body)
     response.status_code = status
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
     return response
 
 
@@ -35,6 +48,16 @@ def install_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:
         return error_response(err.status, err.kind, err.message, err.param)
+
+    @app.errorhandler(Overloaded)
+    def _overloaded(err: Overloaded) -> Response:
+        # OpenAI's type for a 429: its client (and most others) retry after Retry-After.
+        return error_response(429, "rate_limit_error", str(err), None, err.retry_after_s)
+
+    @app.errorhandler(TimeoutError)
+    def _timeout(err: TimeoutError) -> Response:
+        message = f"{err} The server is overloaded; retry later."
+        return error_response(503, "timeout", message, None, 1)
 
     @app.errorhandler(ValueError)
     @app.errorhandler(TypeError)

@@ -1,9 +1,10 @@
 """Run the app under gunicorn (what ``featx serve`` calls).
 
-Defaults: one worker process with 16 threads, ONNX Runtime using every core in that
-worker. The threads wait on the network and on the micro-batcher, which runs one
-encoder batch at a time, so cores are not oversubscribed. With ``workers > 1``, give
-each worker ``cores / workers`` ONNX threads (``onnx_threads``) instead.
+Defaults: one worker process (:class:`.worker.WaitressWorker`: waitress reads requests,
+gunicorn's master supervises) with 16 request threads, which only wait on the
+micro-batcher; its runners, one per core the process may use, each run ONNX Runtime on one
+thread, so cores are not oversubscribed. With ``workers > 1``, each worker gets
+``cores / workers`` runners (``featx serve`` sets ``RUNNERS``).
 
 :func:`serve` replaces the calling process with a fresh interpreter running
 ``python -m featx.server.gunicorn_app``: the gunicorn master must not have imported
@@ -55,10 +56,9 @@ def serve(
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": f"{__package__}.worker.WaitressWorker",
         "timeout": timeout,
         "graceful_timeout": graceful_timeout,
-        "keepalive": 5,
         "accesslog": None,  # featx writes its own structured access log
         "control_socket_disable": True,  # no shared control socket between servers
     }

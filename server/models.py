@@ -10,6 +10,7 @@ from typing import Any
 from featx.api import load
 from featx.artifact import Artifact, Kind, is_artifact
 from featx.encoders import EncodeResult
+from featx.environment import available_cpus
 from featx.sources import default_model
 
 from .batching import MicroBatcher
@@ -39,11 +40,16 @@ class ServedModel:
         """Most tokens per window."""
         return int(self.encoder.max_length)
 
-    def embed(self, texts: list[str]) -> EncodeResult:
-        """Embed through the micro-batcher (or directly when batching is off)."""
+    def embed(self, texts: list[str], timeout: float | None = None) -> EncodeResult:
+        """Embed through the micro-batcher (or directly when batching is off).
+
+        Raises:
+            Overloaded: If the batcher's queue has no room for ``texts``.
+            TimeoutError: If the embeddings are not ready within the timeout.
+        """
         if self.batcher is None:
             return self.encoder.encode_with_info(texts)
-        return self.batcher.submit(texts, timeout=self.timeout_s)
+        return self.batcher.submit(texts, timeout=self.timeout_s if timeout is None else timeout)
 
     def describe(self) -> dict[str, Any]:
         """The model's entry in ``GET /v1/models``."""
@@ -77,7 +83,13 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
         encoder = load(source, threads=config["ONNX_THREADS"], precision=config["PRECISION"])
         path = getattr(encoder, "path", None)
         artifact = Path(path) if path is not None and is_artifact(path) else None
-        kind = Artifact.open(artifact).manifest.kind if artifact is not None else Kind.ENCODER
+        kind = Kind.ENCODER
+        if artifact is not None:
+            # Every file, not only the graph this precision reads: a damaged fp32 graph is
+            # found at start, not when a client first asks for fp32.
+            opened = Artifact.open(artifact)
+            opened.verify_all()
+            kind = opened.manifest.kind
         predictor = tagger = None
         if artifact is not None and kind is Kind.PREDICTOR:
             # Only a trained artifact pays for scikit-learn and skops (~350 MB, ~2.5 s).
@@ -97,7 +109,9 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
                 encoder.encode_with_info,
                 max_texts=config["BATCH_MAX_TEXTS"],
                 max_wait_s=config["BATCH_WAIT_MS"] / 1000,
-                on_batch=metrics.batch_size.observe,
+                max_queue_texts=config["MAX_QUEUE_TEXTS"],
+                runners=config["RUNNERS"] or available_cpus(),
+                on_batch=metrics.observe_batch,
                 on_queue=metrics.queue_depth.set,
             )
         models[name] = ServedModel(

@@ -10,7 +10,14 @@ import uuid
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from featx.encoders import EncodeResult
+
 access_log = logging.getLogger("featx.access")
+_TIMING_HEADERS = {
+    "queue": "X-Queue-Time",
+    "tokenize": "X-Tokenization-Time",
+    "inference": "X-Inference-Time",
+}
 
 
 class Metrics:
@@ -36,9 +43,31 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
-        self.queue_depth = Gauge("featx_queue_depth", "Requests waiting to be batched", registry=r)
+        self.batch_tokens = Histogram(
+            "featx_batch_tokens",
+            "Tokens per encoder run (special tokens included, before truncation)",
+            buckets=(16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768),
+            registry=r,
+        )
+        seconds = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+        self.stage = Histogram(
+            "featx_stage_seconds",
+            "Seconds per stage: queue (per request), tokenize and inference (per encoder run)",
+            ["stage"],
+            buckets=seconds,
+            registry=r,
+        )
+        self.queue_depth = Gauge("featx_queue_depth", "Texts waiting to be batched", registry=r)
         self.texts = Counter("featx_texts_embedded", "Texts embedded", ["model"], registry=r)
         self.tokens = Counter("featx_tokens_embedded", "Tokens embedded", ["model"], registry=r)
+
+    def observe_batch(self, result: EncodeResult) -> None:
+        """One encoder run of the micro-batcher: its size, tokens and stage times."""
+        self.batch_size.observe(len(result.n_tokens))
+        self.batch_tokens.observe(int(result.n_tokens.sum()))
+        for stage in ("tokenize", "inference"):
+            if stage in result.seconds:
+                self.stage.labels(stage).observe(result.seconds[stage])
 
 
 def install_observability(app: Flask, metrics: Metrics) -> None:
@@ -54,6 +83,14 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("start", time.perf_counter())
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        stages = g.get("stage_seconds")
+        if stages:  # text-embeddings-inference's timing headers, in milliseconds
+            if "queue" in stages:
+                metrics.stage.labels("queue").observe(stages["queue"])
+            for stage, header in _TIMING_HEADERS.items():
+                if stage in stages:
+                    response.headers[header] = f"{stages[stage] * 1000:.2f}"
+        response.headers["X-Total-Time"] = f"{elapsed * 1000:.2f}"
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(elapsed)
         if response.status_code >= 400 and response.is_json:

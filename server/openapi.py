@@ -39,9 +39,11 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Bad input: the message says what to fix",
         401: "Missing or invalid API key",
         404: "Unknown model",
-        413: "Over a size limit",
+        413: "Request body over the byte limit",
         415: "Not JSON",
-        503: "Timed out waiting for the encoder",
+        422: "Well-formed, but over a limit (the message gives it) or an empty text",
+        429: "The queue is full: retry after the Retry-After header's seconds",
+        503: "Timed out waiting for the encoder, or not ready (Retry-After)",
     }
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, reasons[c]) for c in codes}
 
@@ -51,13 +53,18 @@ def _post(summary: str, request: dict[str, Any], response: dict[str, Any]) -> di
         "post": {
             "summary": summary,
             "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
-            "responses": {"200": _json(response), **_errors(400, 401, 404, 413, 415, 503)},
+            "responses": {
+                "200": _json(response),
+                **_errors(400, 401, 404, 413, 415, 422, 429, 503),
+            },
         }
     }
 
 
-def _get(summary: str, response: dict[str, Any], *, auth: bool = True) -> dict[str, Any]:
-    responses = {"200": response}
+def _get(
+    summary: str, response: dict[str, Any], *, auth: bool = True, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    responses = {"200": response, **_errors(*errors)}
     if auth:
         responses.update(_errors(401))
     return {"get": {"summary": summary, "responses": responses}}
@@ -197,7 +204,7 @@ def _openai_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
         "required": ["model", "input"],
         "properties": {
             "model": _MODEL,
-            "input": {"oneOf": [{"type": "string", "maxLength": config["MAX_CHARS"]}, texts]},
+            "input": {"oneOf": [texts["items"], texts]},
             "encoding_format": {"type": "string", "enum": ["float", "base64"]},
             "dimensions": {"type": "integer", "minimum": 1},
             "user": {"type": "string"},
@@ -261,7 +268,8 @@ def _ner_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
 def spec(config: Any) -> dict[str, Any]:
     """The document, with this server's limits in the schemas."""
     texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
-    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"]}
+    # A text needs a non-space character: an empty one is refused (422), not embedded.
+    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"], "pattern": "\\S"}
     text = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
     html = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
     return {
@@ -296,7 +304,12 @@ def spec(config: Any) -> dict[str, Any]:
             ),
             "/v1/models": _get("Served models", _json(_MODELS)),
             "/healthz": _get("Liveness (never needs a key)", _json(_STATUS), auth=False),
-            "/readyz": _get("Readiness: every model loaded", _json(_STATUS)),
+            "/readyz": _get(
+                "Readiness: every model embeds a text now (never needs a key)",
+                _json(_STATUS),
+                auth=False,
+                errors=(503,),
+            ),
             "/metrics": _get("Prometheus metrics", text),
             "/openapi.json": _get("This document", _json({"type": "object"})),
             "/": _get("Playground page", html),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import time
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import inputs
+from .batching import Overloaded
 from .errors import ApiError
 from .models import ServedModel
 
@@ -20,31 +23,6 @@ bp = Blueprint("featx", __name__)
 def _models() -> dict[str, ServedModel]:
     models: dict[str, ServedModel] = current_app.extensions["featx_models"]
     return models
-
-
-def _body() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiError(
-            415,
-            "invalid_request_error",
-            f"Send JSON with 'Content-Type: application/json' (got "
-            f"{request.content_type or 'no content type'!r}).",
-        )
-    # orjson, not the json module: it refuses lone surrogates (which the tokenizer cannot
-    # take) and nesting deeper than 1024 (a RecursionError, a 500, in the json module)
-    # with a JSONDecodeError that says which.
-    try:
-        body = orjson.loads(request.get_data(cache=True))
-    except orjson.JSONDecodeError as err:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            f"The request body is not valid JSON ({err}): send UTF-8 JSON without lone "
-            "surrogates, nested at most 1024 deep.",
-        ) from err
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request_error", "The JSON body must be an object.")
-    return body
 
 
 def _vectors_response(body: dict[str, Any]) -> Response:
@@ -71,45 +49,10 @@ def _model(name: Any, *, param: str = "model") -> ServedModel:
     return models[name]
 
 
-def _texts(value: Any, param: str, *, allow_str: bool = False) -> list[str]:
-    """Check a list of texts against the configured limits."""
-    config = current_app.config
-    if allow_str and isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value:
-        raise ApiError(
-            400, "invalid_request_error", f"'{param}' must be a non-empty list of strings.", param
-        )
-    if len(value) > config["MAX_TEXTS"]:
-        raise ApiError(
-            413,
-            "request_too_large",
-            f"'{param}' has {len(value)} texts; the limit is {config['MAX_TEXTS']} per request.",
-            param,
-        )
-    for i, text in enumerate(value):
-        if not isinstance(text, str):
-            raise ApiError(
-                400,
-                "invalid_request_error",
-                f"'{param}[{i}]' is {type(text).__name__}, not a string.",
-                param,
-            )
-        if len(text) > config["MAX_CHARS"]:
-            raise ApiError(
-                413,
-                "request_too_large",
-                f"'{param}[{i}]' has {len(text)} characters; the limit is {config['MAX_CHARS']}.",
-                param,
-            )
-    return value
-
-
 def _embed(model: ServedModel, texts: list[str]) -> Any:
-    try:
-        result = model.embed(texts)
-    except TimeoutError as err:
-        raise ApiError(503, "timeout", f"{err} The server is overloaded; retry later.") from err
+    """Embed through the model's batcher (429 when full, 503 past the timeout)."""
+    result = model.embed(texts)
+    g.stage_seconds = result.seconds  # the per-request timing headers
     metrics = current_app.extensions["featx_metrics"]
     metrics.texts.labels(model.name).inc(len(texts))
     metrics.tokens.labels(model.name).inc(int(result.n_tokens.sum()))
@@ -119,9 +62,9 @@ def _embed(model: ServedModel, texts: list[str]) -> Any:
 @bp.post("/embed")
 def embed() -> Response:
     """Native embeddings with per-text token counts, truncation and window counts."""
-    body = _body()
+    body = inputs.json_body()
     model = _model(body.get("model"))
-    texts = _texts(body.get("texts"), "texts")
+    texts = inputs.texts(body.get("texts"), "texts")
     result = _embed(model, texts)
     return _vectors_response(
         {
@@ -138,7 +81,7 @@ def embed() -> Response:
 @bp.post("/v1/embeddings")
 def openai_embeddings() -> Response:
     """OpenAI-compatible embeddings (``openai.OpenAI(base_url=...).embeddings.create``)."""
-    body = _body()
+    body = inputs.json_body()
     if body.get("model") is None:
         raise ApiError(400, "invalid_request_error", "'model' is required.", "model")
     model = _model(body["model"])
@@ -147,7 +90,7 @@ def openai_embeddings() -> Response:
         raise ApiError(
             400, "invalid_request_error", "Token-id input is not supported; send text.", "input"
         )
-    texts = _texts(raw, "input", allow_str=True)
+    texts = inputs.texts(raw, "input", allow_str=True)
     fmt = body.get("encoding_format", "float")
     if fmt not in ("float", "base64"):
         raise ApiError(
@@ -199,7 +142,7 @@ def openai_embeddings() -> Response:
 @bp.post("/predict")
 def predict() -> Response:
     """Labels and probabilities (or scores) from a model with a trained head."""
-    body = _body()
+    body = inputs.json_body()
     model = _model(body.get("model"))
     if model.predictor is None:
         raise ApiError(
@@ -221,10 +164,10 @@ def predict() -> Response:
                 f"Model {model.name!r} reads sentence pairs: send 'pairs': [[text, text], ...].",
                 "pairs",
             )
-        _texts([t for p in pairs for t in p], "pairs")
+        inputs.texts([t for p in pairs for t in p], "pairs")
         X: Any = np.array(pairs, dtype=object)
     else:
-        X = _texts(body.get("texts"), "texts")
+        X = inputs.texts(body.get("texts"), "texts")
     rows = predictor.records(X)
     return jsonify(
         {
@@ -261,60 +204,10 @@ def _tagger_model(name: Any) -> ServedModel:
     return model
 
 
-def _words(value: Any, param: str) -> list[list[str]]:
-    """Check pre-split sentences (lists of words) against the configured limits."""
-    config = current_app.config
-    if not isinstance(value, list) or not value:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            f"'{param}' must be a non-empty list of sentences, each a non-empty list of words "
-            """(strings), e.g. [["Peter", "Blackburn"]].""",
-            param,
-        )
-    if len(value) > config["MAX_TEXTS"]:
-        raise ApiError(
-            413,
-            "request_too_large",
-            f"'{param}' has {len(value)} sentences; the limit is {config['MAX_TEXTS']} "
-            "per request.",
-            param,
-        )
-    for i, words in enumerate(value):
-        if not isinstance(words, list) or not words:
-            raise ApiError(
-                400,
-                "invalid_request_error",
-                f"'{param}[{i}]' must be a non-empty list of words (strings), "
-                f"got {type(words).__name__}{' (empty)' if words == [] else ''}.",
-                param,
-            )
-        for j, word in enumerate(words):
-            if not isinstance(word, str) or not word.strip():
-                got = type(word).__name__ if not isinstance(word, str) else repr(word)
-                raise ApiError(
-                    400,
-                    "invalid_request_error",
-                    f"'{param}[{i}][{j}]' is {got}: each word must be a string with a "
-                    "non-space character. Drop empty words.",
-                    param,
-                )
-        n_chars = sum(len(w) for w in words) + len(words) - 1  # joined by single spaces
-        if n_chars > config["MAX_CHARS"]:
-            raise ApiError(
-                413,
-                "request_too_large",
-                f"'{param}[{i}]' has {n_chars} characters (words joined by spaces); "
-                f"the limit is {config['MAX_CHARS']}.",
-                param,
-            )
-    return value
-
-
 @bp.post("/ner")
 def ner() -> Response:
     """Named entities with character offsets, from a model trained by ``featx train-ner``."""
-    body = _body()
+    body = inputs.json_body()
     model = _tagger_model(body.get("model"))
     has_texts, has_words = "texts" in body, "words" in body
     if has_texts == has_words:
@@ -327,10 +220,10 @@ def ner() -> Response:
         )
     X: list[Any]
     if has_texts:
-        X = _texts(body["texts"], "texts")
+        X = inputs.texts(body["texts"], "texts")
         shown = X
     else:
-        X = _words(body["words"], "words")
+        X = inputs.words(body["words"], "words")
         shown = [" ".join(words) for words in X]
     try:
         found = model.tagger.predict(X)
@@ -364,8 +257,23 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: every model is loaded (models load before the app serves)."""
+    """Readiness: every model embeds a text now (never needs a key); 503 while draining.
+
+    A full queue is a 503 too: a load balancer should send this worker's traffic
+    elsewhere until it has room. A pass is remembered for a second, so probes cost
+    at most one inference per model per second.
+    """
     models = _models()
+    state = current_app.extensions["featx_ready"]
+    if current_app.extensions["featx_draining"].is_set():
+        raise ApiError(503, "not_ready", "The server is shutting down; use another worker.")
+    if time.monotonic() - state.get("at", -1.0) > 1.0:
+        for model in models.values():
+            try:
+                model.embed(["ready"], timeout=5.0)
+            except Overloaded as err:
+                raise ApiError(503, "not_ready", str(err)) from err
+        state["at"] = time.monotonic()
     return jsonify({"status": "ready", "models": list(models)})
 
 

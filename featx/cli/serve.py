@@ -43,7 +43,14 @@ def server_package() -> ModuleType:
 @click.option(
     "--threads", type=click.IntRange(1), default=16, show_default=True, help="Per worker."
 )
-@click.option("--onnx-threads", type=click.IntRange(1), help="Default: all cores / workers.")
+@click.option(
+    "--runners",
+    type=click.IntRange(1),
+    help="Batches run at once per worker. Default: cores / workers.",
+)
+@click.option(
+    "--onnx-threads", type=click.IntRange(1), default=1, show_default=True, help="Per run."
+)
 @click.option("--timeout", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--api-keys-file", type=click.Path(exists=True, dir_okay=False))
@@ -56,7 +63,8 @@ def serve(
     port: int,
     workers: int,
     threads: int,
-    onnx_threads: int | None,
+    runners: int | None,
+    onnx_threads: int,
     timeout: int,
     config_file: str | None,
     api_keys_file: str | None,
@@ -80,5 +88,6 @@ def serve(
         config["BATCHING"] = False
     if precision:
         config["PRECISION"] = precision
-    config["ONNX_THREADS"] = onnx_threads or max(1, available_cpus() // workers)
+    config["ONNX_THREADS"] = onnx_threads
+    config["RUNNERS"] = runners or max(1, available_cpus() // (workers * onnx_threads))
     run(config, host=host, port=port, workers=workers, threads=threads, timeout=timeout)  # execs

@@ -9,8 +9,8 @@ batching settings and one forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -45,12 +45,15 @@ class EncodeResult:
         truncated: Whether each text was cut to the model's max length (only in
             ``long_text="truncate"`` mode; chunk modes never cut).
         n_windows: Windows each text was embedded in (1 unless chunked).
+        seconds: Wall time by stage of the call: ``tokenize`` and ``inference`` (batching,
+            the model, pooling), where the encoder measures them.
     """
 
     embeddings: NDArray[np.float32]
     n_tokens: NDArray[np.int64]
     truncated: NDArray[np.bool_]
     n_windows: NDArray[np.int64]
+    seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 class Backend(Protocol):

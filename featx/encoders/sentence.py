@@ -6,6 +6,7 @@ windowed and pooled, one forward pass per batch, pooling and normalisation in nu
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,9 +44,11 @@ def encode_texts(
     """Embed ``texts`` with ``backend``: see :meth:`TransformerEncoder.encode_with_info`."""
     rep = representation_of(backend, overrides)
     layers = backend.layer_indices(rep)
+    started = time.perf_counter()
     items = check_texts(texts)
     chunk = rep.long_text is not LongText.TRUNCATE
     tokenized = backend.preparer.tokenize(items, chunk=chunk, stride=rep.stride)
+    tokenized_at = time.perf_counter()
     window_vectors = _embed_windows(
         backend,
         tokenized,
@@ -63,6 +66,10 @@ def encode_texts(
         n_tokens=tokenized.n_tokens,
         truncated=tokenized.truncated & (not chunk),
         n_windows=tokenized.n_windows,
+        seconds={
+            "tokenize": tokenized_at - started,
+            "inference": time.perf_counter() - tokenized_at,
+        },
     )
 
 

@@ -126,8 +126,11 @@ def test_models_health_readiness_metrics_openapi_and_playground(client):
         ({"json": {"texts": []}}, 400, "non-empty list of strings"),
         ({"json": {"texts": "one text"}}, 400, "non-empty list of strings"),
         ({"json": {"texts": ["ok", 3]}}, 400, "'texts[1]' is int"),
-        ({"json": {"texts": ["x"] * 9}}, 413, "the limit is 8 per request"),
-        ({"json": {"texts": ["x" * 101]}}, 413, "the limit is 100"),
+        # Well-formed but over a limit, or empty: 422 with the limit, as TEI does.
+        ({"json": {"texts": ["x"] * 9}}, 422, "the limit is 8 per request"),
+        ({"json": {"texts": ["x" * 101]}}, 422, "the limit is 100"),
+        ({"json": {"texts": ["ok", ""]}}, 422, "'texts[1]' is empty or only whitespace"),
+        ({"json": {"texts": [" \t\n"]}}, 422, "'texts[0]' is empty or only whitespace"),
         ({"json": {"texts": ["a"], "model": "nope"}}, 404, "Unknown model 'nope'"),
         ({"data": json.dumps({"texts": ["a" * 90] * 50}), "content_type": "application/json"},
          413, "4096 byte limit"),
@@ -195,7 +198,7 @@ def test_settings_from_a_file_and_the_environment(tiny_artifacts, tmp_path, monk
     monkeypatch.setenv("FEATX_CONFIG", str(config))
     monkeypatch.setenv("FEATX_MAX_CHARS", "5")
     client = create_app().test_client()
-    assert client.post("/embed", json={"texts": ["a", "b", "c"]}).status_code == 413
+    assert client.post("/embed", json={"texts": ["a", "b", "c"]}).status_code == 422
     assert (
         "limit is 5"
         in client.post("/embed", json={"texts": ["abcdef"]}).get_json()["error"]["message"]
@@ -252,7 +255,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def start_server(artifact, log):
+def start_server(artifact, log, env=None):
     """``featx serve`` in a subprocess; returns (process, url) once /readyz answers."""
     port = _free_port()
     featx_cli = Path(sys.executable).parent / "featx"
@@ -261,7 +264,7 @@ def start_server(artifact, log):
             [str(featx_cli), "serve", f"minilm={artifact}", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

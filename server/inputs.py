@@ -1,0 +1,136 @@
+"""Request input: the JSON body, texts and pre-split sentences, checked against the limits.
+
+Every failure is an :class:`~.errors.ApiError` that says what to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import current_app, request
+
+from .errors import ApiError
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (415 if not JSON, 400 if malformed or not an object)."""
+    if not request.is_json:
+        raise ApiError(
+            415,
+            "invalid_request_error",
+            f"Send JSON with 'Content-Type: application/json' (got "
+            f"{request.content_type or 'no content type'!r}).",
+        )
+    # orjson, not the json module: it refuses lone surrogates (which the tokenizer cannot
+    # take) and nesting deeper than 1024 (a RecursionError, a 500, in the json module)
+    # with a JSONDecodeError that says which.
+    try:
+        body = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError as err:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"The request body is not valid JSON ({err}): send UTF-8 JSON without lone "
+            "surrogates, nested at most 1024 deep.",
+        ) from err
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request_error", "The JSON body must be an object.")
+    return body
+
+
+def texts(value: Any, param: str, *, allow_str: bool = False) -> list[str]:
+    """Check a list of texts: its type (400), then the configured limits and emptiness (422).
+
+    An empty or whitespace-only text is refused: it has nothing to embed, and its vector
+    (the special tokens alone) would look like an answer. Every endpoint reads texts here.
+    """
+    config = current_app.config
+    if allow_str and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ApiError(
+            400, "invalid_request_error", f"'{param}' must be a non-empty list of strings.", param
+        )
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"'{param}[{i}]' is {type(text).__name__}, not a string.",
+                param,
+            )
+    if len(value) > config["MAX_TEXTS"]:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"'{param}' has {len(value)} texts; the limit is {config['MAX_TEXTS']} per request.",
+            param,
+        )
+    for i, text in enumerate(value):
+        if len(text) > config["MAX_CHARS"]:
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                f"'{param}[{i}]' has {len(text)} characters; the limit is {config['MAX_CHARS']}.",
+                param,
+            )
+        if not text.strip():
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                f"'{param}[{i}]' is empty or only whitespace: there is nothing to embed; "
+                "drop it or send text.",
+                param,
+            )
+    return value
+
+
+def words(value: Any, param: str) -> list[list[str]]:
+    """Check pre-split sentences (lists of words) against the configured limits."""
+    config = current_app.config
+    if not isinstance(value, list) or not value:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"'{param}' must be a non-empty list of sentences, each a non-empty list of words "
+            """(strings), e.g. [["Peter", "Blackburn"]].""",
+            param,
+        )
+    if len(value) > config["MAX_TEXTS"]:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"'{param}' has {len(value)} sentences; the limit is {config['MAX_TEXTS']} "
+            "per request.",
+            param,
+        )
+    for i, words in enumerate(value):
+        if not isinstance(words, list) or not words:
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"'{param}[{i}]' must be a non-empty list of words (strings), "
+                f"got {type(words).__name__}{' (empty)' if words == [] else ''}.",
+                param,
+            )
+        for j, word in enumerate(words):
+            if not isinstance(word, str) or not word.strip():
+                got = type(word).__name__ if not isinstance(word, str) else repr(word)
+                raise ApiError(
+                    400 if not isinstance(word, str) else 422,
+                    "invalid_request_error",
+                    f"'{param}[{i}][{j}]' is {got}: each word must be a string with a "
+                    "non-space character. Drop empty words.",
+                    param,
+                )
+        n_chars = sum(len(w) for w in words) + len(words) - 1  # joined by single spaces
+        if n_chars > config["MAX_CHARS"]:
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                f"'{param}[{i}]' has {n_chars} characters (words joined by spaces); "
+                f"the limit is {config['MAX_CHARS']}.",
+                param,
+            )
+    return value
