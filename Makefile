@@ -45,6 +45,7 @@ bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle mach
 	$(PYTHON) benchmarks/bench_cli.py
 	$(PYTHON) benchmarks/bench_sklearn.py
 	$(PYTHON) benchmarks/bench_server.py
+	$(PYTHON) benchmarks/bench_traffic.py
 
 bench-finetune:  ## SST-2 fine-tuning: layers curve, bf16 vs fp32, low data (~45 min)
 	$(PYTHON) benchmarks/bench_finetune.py

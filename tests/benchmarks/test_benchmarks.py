@@ -347,3 +347,34 @@ def test_ops_per_text_counts_projections_ffn_and_attention() -> None:
     assert gemm.ops_per_text([10, 20], shape) == pytest.approx(
         (gemm.ops_per_text([10], shape) + gemm.ops_per_text([20], shape)) / 2
     )
+
+
+def test_bench_traffic_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    pytest.importorskip("psutil")
+    out = tmp_path / "bench_traffic.jsonl"
+    proc = _run(
+        "bench_traffic.py",
+        "--artifact", str(real_artifact),
+        "--requests-per-client", "5",
+        "--repeats", "1",
+        "--flood-seconds", "2",
+        "--stall-seconds", "1",
+        "--read-timeout", "2",
+        "--soak-seconds", "4",
+        "--out", str(out),
+    )  # fmt: skip
+    by = {r["part"]: r for r in _records(out)}
+    assert set(by) == {"engine", "flood", "stall", "kill", "soak"}
+    engine = by["engine"]
+    assert engine["requests_per_s"] > 0 and 0 < engine["latency_ms_p50"] <= engine["latency_ms_p99"]
+    assert engine["library_texts_per_s_batched"] > 0 and engine["share_of_library_batched"] > 0
+    assert set(engine["stage_ms_per_request"]) == {"queue", "tokenize", "inference"}
+    flood = by["flood"]  # these bars hold at any speed: they are about what is answered
+    assert set(flood["statuses"]) <= {"200", "429"} and flood["without_retry_after"] == 0
+    stall = by["stall"]
+    assert stall["closed"] == 64 and stall["closed_after_s_max"] >= 2
+    assert by["kill"]["resumed_s"] < 30
+    soak = by["soak"]
+    assert soak["valid_errors"] == 0 and soak["server_5xx"] == 0
+    assert soak["counts"]["valid_ok"] > 0 and soak["counts"]["bad_422"] > 0
+    assert "| flood |" in proc.stdout
