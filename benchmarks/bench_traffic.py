@@ -1,6 +1,12 @@
 """Server under real traffic (issue 16's bars): engine share, flood, stalls, a killed worker, a
 soak with bad requests. Loopback only; ``featx serve`` with its defaults unless named.
 
+- ``stages``: CPU per one-text ``POST /embed``, layer by layer, in this process, one request
+  at a time (CPU time = wall time, no contention): the model (``encode_with_info`` of one
+  text), the Flask app with batching off (routing, parsing, checks, JSON out, metrics,
+  access log) and its floor (``GET /healthz``), the micro-batcher's hand-off (batching on),
+  and the HTTP server around it (the ``engine`` part's server CPU per request minus the
+  in-process app's).
 - ``engine``: 16 clients, each with its own keep-alive connection, one short text per
   request; requests/s and latency p50/p99, against the library's own ``encode`` of the same
   texts in the same run (this process, the server's cores): all at once (the library's
@@ -49,8 +55,9 @@ import bench_server  # noqa: E402
 import common  # noqa: E402
 from bench_server import HOST, Client, Server  # noqa: E402
 
-PARTS = ("engine", "flood", "stall", "kill", "soak")
+PARTS = ("stages", "engine", "flood", "stall", "kill", "soak")
 BARS = {
+    "stages": "(a breakdown, no bar)",
     "engine": "req/s >= 0.75x library batched; p99 <= 50 ms",
     "flood": "only 200/429 (Retry-After), none past timeout; normal within 1 s",
     "stall": "others answered as usual; stalled closed after the read timeout",
@@ -163,6 +170,38 @@ class Bench(common.Run):
             "library_texts_per_s_batch16": common.median(rates["16"]),
         }
 
+    def part_stages(self) -> None:
+        import featx
+        from featx.cli.serve import server_package
+
+        create_app = server_package().create_app
+        texts = self.short[:400]
+        encoder = featx.load(self.artifact, threads=1)
+        config = {"MODELS": {"m": str(self.artifact)}, "RUNNERS": 1}
+        direct = create_app({**config, "BATCHING": False}).test_client()
+        batched = create_app(config).test_client()
+
+        def cpu_ms(call: Callable[[str], Any]) -> float:
+            for text in texts[:20]:
+                call(text)
+            started = time.process_time()
+            for text in texts:
+                call(text)
+            return (time.process_time() - started) * 1000 / len(texts)
+
+        model = cpu_ms(lambda t: encoder.encode_with_info([t]))
+        app = cpu_ms(lambda t: direct.post("/embed", json={"texts": [t]}))
+        floor = cpu_ms(lambda t: direct.get("/healthz"))
+        with_batcher = cpu_ms(lambda t: batched.post("/embed", json={"texts": [t]}))
+        self.stage_ms = {
+            "model": model,
+            "flask_floor": floor,
+            "flask_embed_view": app - model - floor,
+            "batcher_handoff": with_batcher - app,
+        }
+        self.record(part="stages", core_ms_per_request=self.stage_ms, bar=BARS["stages"],
+                    meets_bar=None)  # fmt: skip
+
     def _engine_pass(self, server: Server, texts: list[str], per: int) -> dict[str, Any]:
         probe = Client(server.port)
         before, cpu = probe.metrics(), server.cpu_s()
@@ -204,6 +243,13 @@ class Bench(common.Run):
         library = self.library_rates(texts)
         share = median["requests_per_s"] / library["library_texts_per_s_batched"]
         share16 = median["requests_per_s"] / library["library_texts_per_s_batch16"]
+        stage_ms = getattr(self, "stage_ms", None)
+        if stage_ms is not None:  # what the HTTP layer adds under load, per request
+            in_process = stage_ms["model"] + stage_ms["flask_floor"] + stage_ms["flask_embed_view"]
+            in_process += stage_ms["batcher_handoff"]
+            median["http_server_and_contention_core_ms"] = (
+                median["server_core_ms_per_request"] - in_process
+            )
         self.record(
             part="engine", **median, **library, share_of_library_batched=share,
             share_of_library_batch16=share16, runs=runs, bar=BARS["engine"],
@@ -419,10 +465,11 @@ class Bench(common.Run):
 
 
 SHOWN = {
+    "stages": ("core_ms_per_request",),
     "engine": ("requests_per_s", "share_of_library_batched", "share_of_library_batch16",
                "latency_ms_p50", "latency_ms_p99", "library_texts_per_s_batched",
                "library_texts_per_s_batch16", "server_core_ms_per_request", "texts_per_run",
-               "stage_ms_per_request"),
+               "stage_ms_per_request", "http_server_and_contention_core_ms"),
     "flood": ("statuses", "without_retry_after", "slowest_s", "recovered_s"),
     "stall": ("embed_p99_ms_before", "embed_p99_ms_during", "healthz_p99_ms_before",
               "healthz_p99_ms_during", "closed", "closed_after_s_max"),

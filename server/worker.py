@@ -97,8 +97,11 @@ class WaitressWorker(Worker):
                 bind_socket=False, sockinfo=info,
             )  # fmt: skip
             servers.append(server)
+        notified = 0.0
         while self.alive and os.getppid() == self.ppid:
-            self.notify()
+            if time.monotonic() - notified > _LOOP_S:  # the heartbeat, not once per event
+                self.notify()
+                notified = time.monotonic()
             wasyncore.loop(timeout=_LOOP_S, map=socket_map, use_poll=True, count=1)
         self._drain(app, servers, socket_map, dispatcher)
 

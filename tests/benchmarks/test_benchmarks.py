@@ -364,11 +364,15 @@ def test_bench_traffic_smoke(real_artifact: Path, tmp_path: Path) -> None:
         "--out", str(out),
     )  # fmt: skip
     by = {r["part"]: r for r in _records(out)}
-    assert set(by) == {"engine", "flood", "stall", "kill", "soak"}
+    assert set(by) == {"stages", "engine", "flood", "stall", "kill", "soak"}
+    stages = by["stages"]["core_ms_per_request"]
+    assert set(stages) == {"model", "flask_floor", "flask_embed_view", "batcher_handoff"}
+    assert stages["model"] > 0 and stages["flask_floor"] > 0
     engine = by["engine"]
     assert engine["requests_per_s"] > 0 and 0 < engine["latency_ms_p50"] <= engine["latency_ms_p99"]
     assert engine["library_texts_per_s_batched"] > 0 and engine["share_of_library_batched"] > 0
     assert set(engine["stage_ms_per_request"]) == {"queue", "tokenize", "inference"}
+    assert "http_server_and_contention_core_ms" in engine
     flood = by["flood"]  # these bars hold at any speed: they are about what is answered
     assert set(flood["statuses"]) <= {"200", "429"} and flood["without_retry_after"] == 0
     stall = by["stall"]
