@@ -96,9 +96,13 @@ def _check(config: Any) -> None:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"Setting {key} must be a positive integer, got {value!r}.")
-    for key in ("BATCH_WAIT_MS", "REQUEST_TIMEOUT_S", "READ_TIMEOUT_S"):
+    for key in ("BATCH_WAIT_MS", "REQUEST_TIMEOUT_S"):
         if not isinstance(config[key], int | float) or config[key] < 0:
             raise ValueError(f"Setting {key} must be a non-negative number, got {config[key]!r}.")
+    if not isinstance(config["READ_TIMEOUT_S"], int | float) or config["READ_TIMEOUT_S"] <= 0:
+        raise ValueError(
+            f"Setting READ_TIMEOUT_S must be a positive number, got {config['READ_TIMEOUT_S']!r}."
+        )
     runners = config["RUNNERS"]
     if runners is not None and (
         isinstance(runners, bool) or not isinstance(runners, int) or runners < 1

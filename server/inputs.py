@@ -105,16 +105,16 @@ def words(value: Any, param: str) -> list[list[str]]:
             "per request.",
             param,
         )
-    for i, words in enumerate(value):
-        if not isinstance(words, list) or not words:
+    for i, sentence in enumerate(value):
+        if not isinstance(sentence, list) or not sentence:
             raise ApiError(
                 400,
                 "invalid_request_error",
                 f"'{param}[{i}]' must be a non-empty list of words (strings), "
-                f"got {type(words).__name__}{' (empty)' if words == [] else ''}.",
+                f"got {type(sentence).__name__}{' (empty)' if sentence == [] else ''}.",
                 param,
             )
-        for j, word in enumerate(words):
+        for j, word in enumerate(sentence):
             if not isinstance(word, str) or not word.strip():
                 got = type(word).__name__ if not isinstance(word, str) else repr(word)
                 raise ApiError(
@@ -124,7 +124,7 @@ def words(value: Any, param: str) -> list[list[str]]:
                     "non-space character. Drop empty words.",
                     param,
                 )
-        n_chars = sum(len(w) for w in words) + len(words) - 1  # joined by single spaces
+        n_chars = sum(len(w) for w in sentence) + len(sentence) - 1  # joined by single spaces
         if n_chars > config["MAX_CHARS"]:
             raise ApiError(
                 422,

@@ -206,6 +206,10 @@ def test_settings_from_a_file_and_the_environment(tiny_artifacts, tmp_path, monk
     assert client.get("/v1/models").get_json()["data"][0]["id"] == "tiny"
     with pytest.raises(ValueError, match="MAX_TEXTS must be a positive integer"):
         create_app({"MAX_TEXTS": 0})
+    with pytest.raises(ValueError, match="MAX_QUEUE_TEXTS .1. must be at least MAX_TEXTS .2."):
+        create_app({"MAX_QUEUE_TEXTS": 1})  # MAX_TEXTS is 2 in this test's config file
+    with pytest.raises(ValueError, match="READ_TIMEOUT_S must be a positive number"):
+        create_app({"READ_TIMEOUT_S": 0})
     fp32 = create_app({"PRECISION": "fp32", "BATCHING": False})
     assert fp32.extensions["featx_models"]["tiny"].encoder.precision == "fp32"
     assert fp32.test_client().post("/embed", json={"texts": ["a"]}).status_code == 200
