@@ -23,6 +23,7 @@ from featx.extras import require
 from featx.files import atomic_write, refuse_existing
 
 INPUT_FORMATS = ("lines", "jsonl", "csv", "tsv", "parquet")
+_FIELD_LIMIT = 2**31 - 1  # the largest csv.field_size_limit takes on every platform
 OUTPUT_FORMATS = ("npy", "parquet", "jsonl")
 _BY_SUFFIX = {
     ".jsonl": "jsonl",
@@ -102,16 +103,35 @@ def read_columns(
             for i, record in enumerate(records):
                 _check_columns(f"{name}, record {i + 1}", columns, list(record))
         else:
-            if kind == "tsv":  # no quoting: a field is everything between two tabs
-                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            else:
-                reader = csv.DictReader(f)
-            _check_columns(name, columns, list(reader.fieldnames or []))
-            records = list(reader)
-            for i, record in enumerate(records):
-                if any(record[c] is None for c in columns):
-                    raise ValueError(f"{name}, line {i + 2}: fewer fields than the header.")
+            records = _delimited(f, name, columns, kind)
     return {c: [record[c] for record in records] for c in columns}
+
+
+def _delimited(f: IO[str], name: str, columns: Sequence[str], kind: str) -> list[dict[str, Any]]:
+    """The records of a CSV or TSV file; every error names the file and its line."""
+    # Python's csv refuses a field over 131,072 characters; a long post is a text like any
+    # other (the character limits are the encoder's, which windows or reports it).
+    csv.field_size_limit(_FIELD_LIMIT)
+    if kind == "tsv":  # no quoting: a field is everything between two tabs
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.DictReader(f)
+    try:
+        _check_columns(name, columns, list(reader.fieldnames or []))
+        records = []
+        for record in reader:
+            if any(record[c] is None for c in columns):
+                raise ValueError(
+                    f"{name}, line {reader.line_num}: fewer fields than the header; "
+                    f"each line needs {len(reader.fieldnames or [])} {kind.upper()} fields."
+                )
+            records.append(record)
+    except csv.Error as err:
+        hint = "quote fields that hold commas, quotes or newlines" if kind == "csv" else (
+            "a TSV field ends at a tab or a newline"
+        )  # fmt: skip
+        raise ValueError(f"{name}, line {reader.line_num}: {err}; {hint}.") from err
+    return records
 
 
 def read_labelled(

@@ -246,3 +246,37 @@ def test_bad_input_is_explained(tiny_artifacts, tmp_path, sentiment):
     assert plain.exit_code == 0 and "probabilities" not in plain.output
     again = run(["train", "--data", sentiment, "-m", model, "--out", ridge])
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+@pytest.mark.filterwarnings("default::featx.TruncationWarning")  # the long post is cut
+def test_a_text_longer_than_the_csv_field_limit_reads_everywhere(tiny_artifacts, tmp_path):
+    # Probed: one post of 158,651 characters made `featx evaluate` die on Python's csv
+    # field limit (131,072) with a raw traceback; train, predict and embed read the same way.
+    long_post = " ".join(["a long post about a great movie"] * 5200)
+    assert len(long_post) > 131_072
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE] + [(long_post, "pos")]
+    tsv = write_tsv(tmp_path / "long.tsv", ["text", "label"], rows)
+    csv_file = tmp_path / "long.csv"
+    csv_file.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
+    model = str(tmp_path / "model")
+    trained = run(["train", "--data", tsv, "-m", str(tiny_artifacts["bert"]), "--out", model])
+    assert trained.exit_code == 0, trained.output
+    for data in (tsv, str(csv_file)):
+        evaluated = run(["evaluate", model, "--data", data, "--no-report"])
+        assert evaluated.exit_code == 0, evaluated.output
+        predicted = run(["predict", model, "--input", data])
+        assert predicted.exit_code == 0, predicted.output
+        records = [line for line in predicted.output.splitlines() if line.startswith("{")]
+        assert len(records) == len(rows)  # the output mixes in the truncation warning
+    embedded = run(["embed", tsv, "-m", str(tiny_artifacts["bert"]), "-o", str(tmp_path / "v.npy")])
+    assert embedded.exit_code == 0, embedded.output
+
+
+def test_a_short_csv_record_names_its_line_in_the_file(tmp_path):
+    from featx.io import read_columns
+
+    bad = tmp_path / "bad.csv"
+    # The first record spans lines 2-3 (a quoted newline); the short one is on line 4.
+    bad.write_text('text,label\n"two\nlines",pos\nno label here\n')
+    with pytest.raises(ValueError, match=r"bad.csv, line 4: fewer fields than the header"):
+        read_columns(str(bad), ["text", "label"])
