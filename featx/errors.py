@@ -49,9 +49,15 @@ class TruncationWarning(UserWarning):
         self.max_length = max_length
 
     def __str__(self) -> str:
+        return self.explain(
+            "Pass long_text='chunk_mean' (or 'chunk_max') to embed them whole; "
+            "encode_with_info() reports which texts were cut."
+        )
+
+    def explain(self, advice: str) -> str:
+        """The counts, then ``advice`` (the CLI names its own option, not the Python one)."""
         return (
             f"{self.n_truncated} of {self.n_texts} texts were longer than max_length="
             f"{self.max_length} tokens and were truncated (longest: {self.longest} tokens). "
-            "Pass long_text='chunk_mean' (or 'chunk_max') to embed them whole; "
-            "encode_with_info() reports which texts were cut."
+            + advice
         )

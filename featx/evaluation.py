@@ -173,10 +173,11 @@ def summary(m: dict[str, Any]) -> str:
     lines += [f"{k}: {m[k]:.4f}" for k in headline]
     table = m.get("per_class") or m.get("per_label")
     if table:
-        lines.append(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}")
+        width = max(len("label"), *(len(str(name)) for name in table))  # whole names, never cut
+        lines.append(f"{'label':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}")
         for name, row in table.items():
             lines.append(
-                f"{name[:20]:<20} {row['precision']:>9.4f} {row['recall']:>9.4f} "
+                f"{name:<{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} "
                 f"{row['f1-score']:>9.4f} {int(row['support']):>9d}"
             )
     lines.append(f"n: {m['n']}")

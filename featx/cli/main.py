@@ -9,9 +9,15 @@ from typing import Any
 import click
 
 from featx.cli import encode, finetune, heads, ner, serve, spark
+from featx.errors import TruncationWarning
 
 
 def _show_warnings(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    if isinstance(message, TruncationWarning):  # name the option a CLI user can pass
+        message = message.explain(
+            "Pass --long-text chunk_mean (or chunk_max) to featx embed or featx train to embed "
+            "them whole."
+        )
     click.echo(f"featx: warning: {message}", err=True)
 
 

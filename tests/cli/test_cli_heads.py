@@ -268,6 +268,9 @@ def test_a_text_longer_than_the_csv_field_limit_reads_everywhere(tiny_artifacts,
         assert predicted.exit_code == 0, predicted.output
         records = [line for line in predicted.output.splitlines() if line.startswith("{")]
         assert len(records) == len(rows)  # the output mixes in the truncation warning
+        # ... which names the CLI's option, not the Python one
+        assert "1 of 11 texts" in predicted.output and "--long-text chunk_mean" in predicted.output
+        assert "long_text='chunk_mean'" not in predicted.output
     embedded = run(["embed", tsv, "-m", str(tiny_artifacts["bert"]), "-o", str(tmp_path / "v.npy")])
     assert embedded.exit_code == 0, embedded.output
 
@@ -280,3 +283,15 @@ def test_a_short_csv_record_names_its_line_in_the_file(tmp_path):
     bad.write_text('text,label\n"two\nlines",pos\nno label here\n')
     with pytest.raises(ValueError, match=r"bad.csv, line 4: fewer fields than the header"):
         read_columns(str(bad), ["text", "label"])
+
+
+def test_the_per_class_table_keeps_whole_label_names():
+    from featx.evaluation import summary
+
+    name = "a label name longer than twenty characters"
+    row = {"precision": 1.0, "recall": 0.5, "f1-score": 0.6667, "support": 2}
+    text = summary({"accuracy": 0.5, "per_class": {name: row, "b": row}, "n": 4})
+    assert name in text  # probed: cut at 20 characters
+    header, first = text.splitlines()[1:3]
+    # the columns still line up (right-aligned)
+    assert header.index("precision") + len("precision") == first.index("1.0000") + len("1.0000")
