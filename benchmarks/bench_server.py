@@ -139,10 +139,18 @@ def free_port() -> int:
 class Server:
     """One ``featx serve`` process tree: spawned, polled until ready, measured, stopped."""
 
-    def __init__(self, artifact: Path, log_dir: Path, label: str, extra: Sequence[str] = ()):
+    def __init__(
+        self,
+        artifact: Path,
+        log_dir: Path,
+        label: str,
+        extra: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.artifact = artifact
         self.label = label
         self.extra = list(extra)
+        self.env = dict(env or {})  # settings for this server (FEATX_*), on top of ours
         self.log_path = log_dir / f"{label}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -158,7 +166,7 @@ class Server:
         """Spawn the server and wait for the first 200 from /readyz; seconds since spawn."""
         for _attempt in range(3):  # the free port can be taken before gunicorn binds it
             self.port = free_port()
-            env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", **self.env}
             with open(self.log_path, "ab") as log:
                 log.write(f"$ {' '.join(self.command)}\n".encode())
                 log.flush()

@@ -142,13 +142,8 @@ class Bench(common.Run):
         super().__init__(args, base)
 
     def server(self, label: str, env: dict[str, str] | None = None) -> Server:
-        server = Server(self.artifact, self.log_dir, label)
-        os.environ.update(env or {})  # Server.start passes this process's environment on
-        try:
-            server.start(self.args.start_timeout)
-        finally:
-            for key in env or {}:
-                os.environ.pop(key, None)
+        server = Server(self.artifact, self.log_dir, label, env=env)
+        server.start(self.args.start_timeout)
         return server
 
     def library_rates(self, texts: list[str]) -> dict[str, float]:

@@ -5,9 +5,8 @@ a runner thread takes the first job and every job already queued behind it, up t
 ``max_texts`` texts. Several runners, each running ONNX Runtime on one core, outran one
 runner on every core here (no thread of a run waits for a preempted sibling). A lone
 request runs at once; when several were queued, stragglers get up to ``max_wait_s`` to
-join. The encoder runs once on all of them and each job gets its
-slice. A failing run is retried job by job, so one client's bad input can never fail
-another client's request.
+join. The encoder runs once on all of them and each job gets its slice. A failing run is
+retried job by job, so one client's bad input can never fail another client's request.
 
 The queue is bounded in texts: a request that does not fit is refused at once with
 :class:`Overloaded` (the server's 429), with a retry delay estimated from the recent
