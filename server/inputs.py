@@ -12,6 +12,13 @@ from flask import current_app, request
 
 from .errors import ApiError
 
+# JSON Schema's pattern for "has a non-space character", spelled out: its \S is ECMAScript's,
+# which counts U+001C..U+001F and U+0085 as text and U+FEFF as space, unlike Python's
+# str.isspace() that the checks below use. The class lists exactly Python's whitespace.
+NOT_BLANK = (
+    "[^\\t-\\r\\u001c- \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object (415 if not JSON, 400 if malformed or not an object)."""

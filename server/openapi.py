@@ -6,6 +6,8 @@ from typing import Any
 
 from featx._version import __version__
 
+from .inputs import NOT_BLANK
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -241,7 +243,7 @@ def _words(texts: dict[str, Any], config: Any) -> dict[str, Any]:
         "items": {
             "type": "array",
             "minItems": 1,
-            "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "items": {"type": "string", "minLength": 1, "pattern": NOT_BLANK},
         },
     }
 
@@ -269,7 +271,7 @@ def spec(config: Any) -> dict[str, Any]:
     """The document, with this server's limits in the schemas."""
     texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
     # A text needs a non-space character: an empty one is refused (422), not embedded.
-    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"], "pattern": "\\S"}
+    texts["items"] = {"type": "string", "maxLength": config["MAX_CHARS"], "pattern": NOT_BLANK}
     text = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
     html = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
     return {

@@ -4,6 +4,9 @@ Every generated request, valid or not, must get a documented status and never a 
 every response must match the documented schema.
 """
 
+import re
+import sys
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -16,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 import featx
 from featx.tagging import read_sentences, train_ner
 from server import DEFAULTS, create_app
+from server.inputs import NOT_BLANK
 from server.openapi import spec
 
 pytestmark = pytest.mark.real
@@ -75,6 +79,19 @@ def test_the_app_serves_this_document(app):
     response = app.test_client().get("/openapi.json")
     assert response.status_code == 200
     assert response.get_json() == DOCUMENT
+
+
+def test_the_schema_calls_blank_exactly_what_the_server_refuses():
+    # JSON Schema's \S is ECMAScript's: it took U+001E for text, so a schema-valid text was
+    # refused as blank (found by schemathesis). The pattern must agree with str.isspace()
+    # on every code point.
+    pattern = re.compile(NOT_BLANK)
+    disagree = [
+        hex(c)
+        for c in range(sys.maxunicode + 1)
+        if (pattern.search(chr(c)) is None) != chr(c).isspace()
+    ]
+    assert disagree == []
 
 
 def test_schemathesis_drives_every_operation_including_ner():
