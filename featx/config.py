@@ -104,6 +104,13 @@ class Ensemble(str, Enum):
     STACK = "stack"  # a final model over the members' outputs
 
 
+class Recipe(str, Enum):
+    """How ``featx.train`` builds its estimator when none is chosen (see featx.recipes)."""
+
+    AUTO = "auto"  # a few candidates scored by cross-validation, the best refit
+    FAST = "fast"  # the model's embedding + logistic regression, one fit
+
+
 class Search(str, Enum):
     """How a hyperparameter search draws its candidates."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from featx.api import load
 from featx.artifact import Artifact
-from featx.config import Precision
+from featx.config import LongText, Precision, parse_enum
 from featx.encoders.base import Encoder
+from featx.errors import TruncationWarning
 from featx.text import check_texts, pair_columns, text_column
 
 _REPRESENTATION = ("pooling", "normalize", "layers", "combine", "long_text")
@@ -133,7 +135,7 @@ class Embedder(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         # Pickle by reference: the encoder and the cache reopen lazily where unpickled.
         state = super().__getstate__()
-        return {k: v for k, v in state.items() if k not in ("encoder_", "cache_")}
+        return {k: v for k, v in state.items() if k not in ("encoder_", "cache_", "n_tokens_")}
 
     def _embed(self, texts: list[str]) -> NDArray[np.float32]:
         cache = self._cache()
@@ -142,14 +144,36 @@ class Embedder(TransformerMixin, BaseEstimator):
         rows, missing = cache.get(self.cache_space_, texts)
         if missing:
             todo = list(dict.fromkeys(texts[i] for i in missing))  # each distinct text once
-            fresh = self._encode(todo)
+            with warnings.catch_warnings():
+                # The encoder sees only the distinct new texts; the warning below counts rows.
+                warnings.simplefilter("ignore", TruncationWarning)
+                fresh = self._encode(todo)
             cache.put(self.cache_space_, todo, fresh)
             by_text = dict(zip(todo, fresh, strict=True))
             rows.update({i: by_text[texts[i]] for i in missing})
         out = np.empty((len(texts), self.dim_), dtype=np.float32)
         for i, row in rows.items():
             out[i] = row
+        self._warn_truncated(texts)
         return out
+
+    def _warn_truncated(self, texts: list[str]) -> None:
+        """Warn of cut texts among all of ``texts``, cached or new (counted as rows)."""
+        encoder = self.get_encoder()
+        rep = getattr(encoder, "representation", None)
+        if rep is None or not hasattr(encoder, "count_tokens"):
+            return  # not a Transformer: nothing is cut
+        mode = self._options().get("long_text", rep.long_text)
+        if parse_enum(LongText, mode, "long_text") is not LongText.TRUNCATE:
+            return
+        counts: dict[str, int] = self.__dict__.setdefault("n_tokens_", {})
+        new = [t for t in dict.fromkeys(texts) if t not in counts]
+        if new:  # tokenising alone, once per distinct text
+            counts.update(zip(new, encoder.count_tokens(new).tolist(), strict=True))
+        n_tokens = np.array([counts[t] for t in texts], dtype=np.int64)
+        warning = TruncationWarning.of(n_tokens, n_tokens > encoder.max_length, encoder.max_length)
+        if warning is not None:
+            warnings.warn(warning, stacklevel=4)
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         return np.asarray(self.get_encoder().encode(texts, **self._options()), dtype=np.float32)

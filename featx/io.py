@@ -1,30 +1,27 @@
-"""Reading texts, labelled tables and word lists from files; writing embeddings and records.
+"""Reading texts, labelled tables and word lists from files (writing: :mod:`featx.outputs`).
 
 Inputs are text lines, JSONL, CSV, TSV or Parquet (or stdin); every error names the file
-and the record or line. Outputs are written atomically and refuse an existing file unless
-forced.
+and the line (the row, for Parquet).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from featx.errors import DroppedRecordsWarning
 from featx.extras import require
-from featx.files import atomic_write, refuse_existing
 
 INPUT_FORMATS = ("lines", "jsonl", "csv", "tsv", "parquet")
 _FIELD_LIMIT = 2**31 - 1  # the largest csv.field_size_limit takes on every platform
-OUTPUT_FORMATS = ("npy", "parquet", "jsonl")
 _BY_SUFFIX = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -34,7 +31,8 @@ _BY_SUFFIX = {
 }
 
 
-def _pyarrow() -> Any:
+def pyarrow_with_parquet() -> Any:
+    """Pyarrow with its parquet module loaded (the ``io`` extra), or an error naming it."""
     require("io", "Parquet")
     import pyarrow
     import pyarrow.parquet
@@ -55,21 +53,31 @@ def input_format(path: str | None, fmt: str | None) -> str:
     return _BY_SUFFIX.get(Path(path).suffix.lower(), "lines")
 
 
-def read_texts(path: str | None, *, fmt: str | None = None, column: str = "text") -> list[str]:
+def read_texts(
+    path: str | None, *, fmt: str | None = None, column: str = "text", drop_empty: bool = False
+) -> list[str]:
     """Read texts from a file, or from standard input when ``path`` is None or ``"-"``.
 
     Formats: ``lines`` (one text per line), ``jsonl`` (a string, or an object with
     ``column``, per line), ``csv``/``tsv`` (a header row with ``column``), ``parquet``.
+    An empty or whitespace-only text is refused (it has nothing to embed), or dropped with
+    a warning when ``drop_empty``.
 
     Raises:
-        ValueError: If a line is not valid JSON, a column is missing, or a value is not text.
+        ValueError: If a line is not valid JSON, a column is missing, a value is not text
+            or a text is empty.
         FileNotFoundError: If ``path`` does not exist.
     """
+    name = path or "<stdin>"
     if input_format(path, fmt) == "lines":
         with _open_text(path) as f:
-            return [line.rstrip("\r\n") for line in f]
-    values = read_columns(path, [column], fmt=fmt)[column]
-    return [_text(v, f"{path or '<stdin>'}, record {i + 1}", column) for i, v in enumerate(values)]
+            texts = [line.rstrip("\r\n") for line in f]
+        where = [f"{name}, line {i + 1}" for i in range(len(texts))]
+    else:
+        values, where = _table(path, [column], fmt)
+        texts = [_text(v, w, column) for v, w in zip(values[column], where, strict=True)]
+    keep = _non_empty([texts], where, [column], drop_empty, name)
+    return [texts[i] for i in keep]
 
 
 def read_columns(
@@ -84,6 +92,13 @@ def read_columns(
         ValueError: If the format has no columns, a column is missing or a line is bad JSON.
         FileNotFoundError: If ``path`` does not exist.
     """
+    return _table(path, columns, fmt)[0]
+
+
+def _table(
+    path: str | None, columns: Sequence[str], fmt: str | None
+) -> tuple[dict[str, list[Any]], list[str]]:
+    """The columns of a table and where each record is ("FILE, line N"; "row N" in Parquet)."""
     kind = input_format(path, fmt)
     name = path or "<stdin>"
     if kind == "lines":
@@ -94,21 +109,31 @@ def read_columns(
     if kind == "parquet":
         if path is None or path == "-":
             raise ValueError("Parquet input must be a file, not standard input.")
-        table = _pyarrow().parquet.read_table(path)
+        table = pyarrow_with_parquet().parquet.read_table(path)
         _check_columns(name, columns, table.column_names)
-        return {c: table.column(c).to_pylist() for c in columns}
+        where = [f"{name}, row {i + 1}" for i in range(table.num_rows)]
+        return {c: table.column(c).to_pylist() for c in columns}, where
     with _open_text(path) as f:
         if kind == "jsonl":
-            records = list(_jsonl(f, name))
-            for i, record in enumerate(records):
-                _check_columns(f"{name}, record {i + 1}", columns, list(record))
+            lines, records = [], []
+            for number, record in _jsonl(f, name):
+                _check_columns(f"{name}, line {number}", columns, list(record))
+                lines.append(number)
+                records.append(record)
         else:
-            records = _delimited(f, name, columns, kind)
-    return {c: [record[c] for record in records] for c in columns}
+            lines, records = _delimited(f, name, columns, kind)
+    where = [f"{name}, line {n}" for n in lines]
+    return {c: [record[c] for record in records] for c in columns}, where
 
 
-def _delimited(f: IO[str], name: str, columns: Sequence[str], kind: str) -> list[dict[str, Any]]:
-    """The records of a CSV or TSV file; every error names the file and its line."""
+def _delimited(
+    f: IO[str], name: str, columns: Sequence[str], kind: str
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The first line of each record of a CSV or TSV file, and the records.
+
+    Every error names the file and its line (csv's own count: a quoted multi-line record
+    does not shift it).
+    """
     # Python's csv refuses a field over 131,072 characters; a long post is a text like any
     # other (the character limits are the encoder's, which windows or reports it).
     csv.field_size_limit(_FIELD_LIMIT)
@@ -118,20 +143,23 @@ def _delimited(f: IO[str], name: str, columns: Sequence[str], kind: str) -> list
         reader = csv.DictReader(f)
     try:
         _check_columns(name, columns, list(reader.fieldnames or []))
-        records = []
+        lines, records = [], []
+        start = reader.line_num + 1
         for record in reader:
             if any(record[c] is None for c in columns):
                 raise ValueError(
                     f"{name}, line {reader.line_num}: fewer fields than the header; "
                     f"each line needs {len(reader.fieldnames or [])} {kind.upper()} fields."
                 )
+            lines.append(start)
             records.append(record)
+            start = reader.line_num + 1
     except csv.Error as err:
         hint = "quote fields that hold commas, quotes or newlines" if kind == "csv" else (
             "a TSV field ends at a tab or a newline"
         )  # fmt: skip
         raise ValueError(f"{name}, line {reader.line_num}: {err}; {hint}.") from err
-    return records
+    return lines, records
 
 
 def read_labelled(
@@ -141,6 +169,7 @@ def read_labelled(
     *,
     fmt: str | None = None,
     label_sep: str | None = None,
+    drop_empty: bool = False,
 ) -> tuple[Any, list[Any] | None]:
     """Texts (or an (n, 2) array of pairs) and labels from a table file.
 
@@ -150,9 +179,12 @@ def read_labelled(
         label_col: The target column; None reads texts only.
         fmt: The format (default: from the suffix).
         label_sep: Split labels on this string: a multi-label target.
+        drop_empty: Drop records with an empty or whitespace-only text (with a warning
+            that counts them); by default such a record is refused.
 
     Raises:
-        ValueError: A missing column, a value that is not text, a missing label.
+        ValueError: A missing column, a value that is not text, an empty text, a missing
+            label; each names the file and line.
     """
     if len(text_cols) not in (1, 2) or len(set(text_cols)) != len(text_cols):
         raise ValueError(
@@ -160,26 +192,61 @@ def read_labelled(
         )
     if label_col in text_cols:
         raise ValueError(f"--label-col {label_col!r} is also a --text-col.")
-    columns = read_columns(path, [*text_cols, *([label_col] if label_col else [])], fmt=fmt)
+    columns, where = _table(path, [*text_cols, *([label_col] if label_col else [])], fmt)
     for col in text_cols:
-        bad = next((i for i, v in enumerate(columns[col]) if not isinstance(v, str)), None)
-        if bad is not None:
-            raise ValueError(f"{path}, record {bad + 1}: {col!r} is not text.")
-    texts: Any = columns[text_cols[0]]
+        for value, at in zip(columns[col], where, strict=True):
+            _text(value, at, col)
+    keep = _non_empty([columns[c] for c in text_cols], where, text_cols, drop_empty, path)
+    texts: Any = [columns[text_cols[0]][i] for i in keep]
     if len(text_cols) == 2:
-        texts = np.array([columns[text_cols[0]], columns[text_cols[1]]], dtype=object).T
+        second = [columns[text_cols[1]][i] for i in keep]
+        texts = np.array([texts, second], dtype=object).reshape(2, -1).T
     if not label_col:
         return texts, None
-    labels = columns[label_col]
-    missing = next((i for i, v in enumerate(labels) if v is None or v == ""), None)
+    labels = [columns[label_col][i] for i in keep]
+    missing = next((i for i, v in zip(keep, labels, strict=True) if v is None or v == ""), None)
     if missing is not None and label_sep is None:
-        raise ValueError(f"{path}, record {missing + 1}: no value in {label_col!r}.")
+        raise ValueError(f"{where[missing]}: no value in {label_col!r}.")
     if label_sep is not None:
         labels = [
             v if isinstance(v, list) else [x.strip() for x in str(v or "").split(label_sep) if x]
             for v in labels
         ]
     return texts, labels
+
+
+def _non_empty(
+    columns: Sequence[Sequence[str]],
+    where: list[str],
+    names: Sequence[str],
+    drop: bool,
+    path: str | None,
+) -> list[int]:
+    """The records whose texts all have a non-space character.
+
+    An empty text has nothing to embed and its vector (the special tokens alone) would
+    still get a label: refused, naming the first; with ``drop``, left out with a warning.
+    """
+    empty = [
+        i for i, texts in enumerate(zip(*columns, strict=True)) if not all(t.strip() for t in texts)
+    ]
+    if empty and not drop:
+        column = next(n for n, c in zip(names, columns, strict=True) if not c[empty[0]].strip())
+        raise ValueError(
+            f"{where[empty[0]]}: {column!r} is empty or only whitespace "
+            f"({len(empty)} such record(s) in all); fill them, or drop them with --drop-empty "
+            "(drop_empty=True)."
+        )
+    if empty:
+        first = where[empty[0]].rsplit(", ", 1)[-1]
+        warnings.warn(
+            f"{path or '<stdin>'}: dropped {len(empty)} record(s) with an empty text "
+            f"(the first at {first}).",
+            DroppedRecordsWarning,
+            stacklevel=3,
+        )
+    skipped = set(empty)
+    return [i for i in range(len(where)) if i not in skipped]
 
 
 def read_words(path: str) -> list[list[str]]:
@@ -218,7 +285,8 @@ def _open_text(path: str | None) -> Iterator[IO[str]]:
         yield f
 
 
-def _jsonl(f: IO[str], name: str) -> Iterator[dict[str, Any]]:
+def _jsonl(f: IO[str], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each JSON line's number and record (blank lines skipped)."""
     for number, line in enumerate(f, start=1):
         if not line.strip():
             continue
@@ -226,7 +294,7 @@ def _jsonl(f: IO[str], name: str) -> Iterator[dict[str, Any]]:
             value = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{name}, line {number}: not valid JSON ({err.msg}).") from err
-        yield value if isinstance(value, dict) else {"text": value}
+        yield number, value if isinstance(value, dict) else {"text": value}
 
 
 def _text(value: object, where: str, column: str) -> str:
@@ -244,115 +312,3 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [to_plain(v) for v in value]
     return value
-
-
-def output_format(path: str) -> str:
-    """The output format from the suffix of ``path``."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in OUTPUT_FORMATS:
-        raise ValueError(
-            f"Cannot tell the output format of {path!r}; use a file ending in "
-            f"{', '.join('.' + f for f in OUTPUT_FORMATS)}."
-        )
-    return suffix
-
-
-def jsonl_records(
-    embeddings: NDArray[np.float32], n_tokens: NDArray[np.int64], truncated: NDArray[np.bool_]
-) -> Iterator[str]:
-    """One JSON line per text: its index, embedding, token count and truncation flag."""
-    for i, row in enumerate(embeddings):
-        yield (
-            json.dumps(
-                {
-                    "index": i,
-                    "embedding": [float(x) for x in row],
-                    "n_tokens": int(n_tokens[i]),
-                    "truncated": bool(truncated[i]),
-                }
-            )
-            + "\n"
-        )
-
-
-def write_embeddings(
-    path: str,
-    embeddings: NDArray[np.float32],
-    n_tokens: NDArray[np.int64],
-    truncated: NDArray[np.bool_],
-    *,
-    force: bool = False,
-) -> None:
-    """Write embeddings to ``path`` (.npy, .parquet or .jsonl) atomically.
-
-    Raises:
-        FileExistsError: If ``path`` exists and ``force`` is false.
-    """
-    kind = output_format(path)
-    target = Path(path)
-    refuse_existing(target, force, hint="pass --force")
-    if kind == "npy":
-        atomic_write(target, lambda f: np.save(f, embeddings))
-    elif kind == "jsonl":
-        records = jsonl_records(embeddings, n_tokens, truncated)
-        atomic_write(target, lambda f: f.writelines(r.encode() for r in records))
-    else:
-        pa = _pyarrow()
-        table = pa.table(
-            {
-                "embedding": pa.array(list(embeddings), type=pa.list_(pa.float32())),
-                "n_tokens": pa.array(n_tokens, type=pa.int64()),
-                "truncated": pa.array(truncated, type=pa.bool_()),
-            }
-        )
-        atomic_write(target, lambda f: pa.parquet.write_table(table, f))
-
-
-RECORD_FORMATS = ("jsonl", "csv", "tsv")
-
-
-def records_format(output: str | None) -> str:
-    """The format of a records file by its suffix (JSONL on stdout when None)."""
-    if output is None:
-        return "jsonl"
-    kind = Path(output).suffix.lower().lstrip(".")
-    if kind not in RECORD_FORMATS:
-        raise ValueError(f"Cannot tell the output format of {output!r}; use .jsonl, .csv or .tsv.")
-    return kind
-
-
-def write_records(rows: Sequence[dict[str, Any]], output: str | None) -> None:
-    """Predictions as JSONL (one object per line), or CSV/TSV with a column per probability.
-
-    Writes to stdout when ``output`` is None, else atomically to ``output``.
-    """
-    kind = records_format(output)
-    if kind == "jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    else:
-        flat = [_flat_record(r) for r in rows]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer,
-            fieldnames=list(flat[0]) if flat else ["index"],
-            delimiter="\t" if kind == "tsv" else ",",
-            lineterminator="\n",
-        )
-        writer.writeheader()
-        writer.writerows(flat)
-        text = buffer.getvalue()
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        atomic_write(Path(output), lambda f: f.write(text.encode("utf-8")))
-
-
-def _flat_record(row: dict[str, Any]) -> dict[str, Any]:
-    """One table row: label lists joined by commas, entities as JSON, ``p_<label>`` columns."""
-    record = {k: v for k, v in row.items() if k != "probabilities"}
-    if isinstance(record.get("labels"), list):
-        record["labels"] = ",".join(map(str, record["labels"]))
-    if "entities" in record:
-        record["entities"] = json.dumps(record["entities"], ensure_ascii=False)
-    record.update({f"p_{k}": v for k, v in row.get("probabilities", {}).items()})
-    return record

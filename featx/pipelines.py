@@ -153,6 +153,17 @@ def build_pipeline(
     return _combined(members, method, task)
 
 
+def tfidf_pipeline(
+    task: Task | str = Task.BINARY,
+    *,
+    head: HeadSpec = "logreg",
+    seed: int | None = 0,
+    **options: Unpack[PipelineOptions],
+) -> Pipeline:
+    """Word 1-2 gram TF-IDF under one head: the lexical baseline, without an encoder."""
+    return _Blocks(Task(task), options, seed).member([], True, head)
+
+
 def _combined(members: list[tuple[str, Pipeline]], method: Ensemble, task: Task) -> BaseEstimator:
     regression = task is Task.REGRESSION
     if method is Ensemble.SOFT:
@@ -170,34 +181,61 @@ def tfidf_block() -> TfidfVectorizer:
 
 
 def search_grid(
-    estimator: BaseEstimator, head: str | None, task: Task, *, representation: bool = False
+    estimator: BaseEstimator,
+    head: HeadSpec | Sequence[HeadSpec] | None,
+    task: Task,
+    *,
+    representation: bool = False,
 ) -> dict[str, list[Any]]:
     """The parameter grid for ``estimator`` as :func:`build_pipeline` made it.
 
     Covers the named head's parameters and, with ``representation``, the pooling and
-    layers of a single embedding block.
+    layers of a single embedding block. For an ensemble (``head`` the names given to
+    :func:`build_pipeline`), every member's head parameters, each over the middle four
+    values of its head's grid (the product grows fast: a random search draws from it).
 
     Raises:
-        ValueError: If the estimator is an ensemble, or representation search finds
-            more than one embedding block.
+        ValueError: If representation search finds more than one embedding block, or
+            there is nothing to search.
     """
-    if not isinstance(estimator, Pipeline) or "head" not in estimator.named_steps:
-        raise ValueError("Search one head at a time: ensembles are not searched.")
+    heads = list(head) if isinstance(head, list | tuple) else [head]
+    members = getattr(estimator, "estimators", None)
     grid: dict[str, list[Any]] = {}
-    if head is not None:
-        grid.update({f"head__{k}": v for k, v in search_space(head, task).items()})
-    if representation:
-        found = [(p, v) for p, v in estimator.get_params().items() if isinstance(v, Embedder)]
-        if len(found) != 1:
-            raise ValueError("Representation search needs exactly one model.")
-        path, embedder = found[0]
-        n_layers = getattr(getattr(embedder.get_encoder(), "spec", None), "num_layers", None)
-        if n_layers is None:
-            raise ValueError("Representation search needs a Transformer model (an artifact).")
-        last_four = tuple(range(-min(4, n_layers + 1), 0))
-        grid[f"{path}__pooling"] = SEARCH_POOLINGS
-        grid[f"{path}__layers"] = [-1, last_four, "all"]
-        grid[f"{path}__combine"] = ["concat"]
+    if members is not None:
+        if representation:
+            raise ValueError("Representation search needs exactly one model, not an ensemble.")
+        for i, (name, _) in enumerate(members):
+            # Members are (model x head) in order, then TF-IDF with the first head.
+            spec = heads[0] if name == "tfidf" else heads[i % len(heads)]
+            if isinstance(spec, str):
+                for key, values in search_space(spec, task).items():
+                    middle = (len(values) - 4) // 2 if len(values) > 4 else 0
+                    grid[f"{name}__head__{key}"] = values[middle : middle + 4]
+    elif isinstance(estimator, Pipeline) and "head" in estimator.named_steps:
+        if len(heads) == 1 and isinstance(heads[0], str):
+            grid.update({f"head__{k}": v for k, v in search_space(heads[0], task).items()})
+        if representation:
+            grid.update(_representation_grid(estimator))
     if not grid:
-        raise ValueError("Nothing to search: name a head (e.g. 'logreg') or search_representation.")
+        raise ValueError(
+            "Nothing to search: name a head (e.g. 'logreg'), search_representation, or pass "
+            "param_grid for your own estimator."
+        )
     return grid
+
+
+def _representation_grid(estimator: BaseEstimator) -> dict[str, list[Any]]:
+    """Pooling and layers of the one embedding block of ``estimator``."""
+    found = [(p, v) for p, v in estimator.get_params().items() if isinstance(v, Embedder)]
+    if len(found) != 1:
+        raise ValueError("Representation search needs exactly one model.")
+    path, embedder = found[0]
+    n_layers = getattr(getattr(embedder.get_encoder(), "spec", None), "num_layers", None)
+    if n_layers is None:
+        raise ValueError("Representation search needs a Transformer model (an artifact).")
+    last_four = tuple(range(-min(4, n_layers + 1), 0))
+    return {
+        f"{path}__pooling": SEARCH_POOLINGS,
+        f"{path}__layers": [-1, last_four, "all"],
+        f"{path}__combine": ["concat"],
+    }

@@ -25,7 +25,7 @@ from featx.artifact.estimators import load, member_dirs, open_trained, write_tra
 from featx.embedder import Embedder
 from featx.heads import Task
 from featx.io import to_plain
-from featx.text import check_texts, pair_columns, text_column
+from featx.text import check_texts, pair_columns, refuse_empty, text_column
 
 
 class Predictor:
@@ -79,10 +79,12 @@ class Predictor:
             raise ValueError(f"This model reads {want}; got {columns or 'one'} column(s).")
         if columns == 2:
             pairs = np.asarray(X, dtype=object)
-            check_texts(pairs[:, 0], "X[:, 0]")
-            check_texts(pairs[:, 1], "X[:, 1]")
+            refuse_empty(check_texts(pairs[:, 0], "X[:, 0]"), "X[:, 0]")
+            refuse_empty(check_texts(pairs[:, 1], "X[:, 1]"), "X[:, 1]")
             return pairs
-        return check_texts(text_column(X), "X")
+        texts = check_texts(text_column(X), "X")
+        refuse_empty(texts)
+        return texts
 
     @property
     def has_probabilities(self) -> bool:

@@ -46,6 +46,21 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
     return out
 
 
+def refuse_empty(texts: Sequence[str], what: str = "X") -> None:
+    """Refuse empty or whitespace-only texts, naming the first and counting them.
+
+    Such a text has nothing to embed, and its vector (the special tokens alone) would
+    still get a label or a score: every entry point that trains or predicts refuses it
+    (the server answers 422; the command line's --drop-empty drops such records).
+    """
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise ValueError(
+            f"{what}[{empty[0]}] is empty or only whitespace ({len(empty)} such text(s) in "
+            f"all): there is nothing to embed; drop or fill them first."
+        )
+
+
 def _check_encodable(text: str, where: str) -> None:
     """Refuse a lone surrogate (not Unicode text; the tokenizer raises a bare TypeError)."""
     try:

@@ -8,7 +8,10 @@ pass), and returns a :class:`~featx.Predictor` that carries its validation metri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,14 +19,16 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
 
-from featx.config import Search, Task, parse_enum
+from featx import recipes
+from featx.config import Recipe, Search, Task, parse_enum
+from featx.embedder import Embedder
 from featx.environment import want_progress
 from featx.evaluation import evaluate
 from featx.heads import prepare_targets
 from featx.io import to_plain
 from featx.pipelines import HeadSpec, PipelineOptions, build_pipeline, search_grid
 from featx.predictor import Predictor
-from featx.text import check_texts
+from featx.text import check_texts, refuse_empty
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -45,8 +50,9 @@ def train(
     *,
     estimator: BaseEstimator | None = None,
     model: str | Any | Sequence[str | Any] | None = None,
-    head: HeadSpec | Sequence[HeadSpec] = "logreg",
+    head: HeadSpec | Sequence[HeadSpec] | None = None,
     task: Task | str | None = None,
+    recipe: Recipe | str = Recipe.AUTO,
     search: Search | str | None = None,
     search_representation: bool = False,
     param_grid: dict[str, list[Any]] | None = None,
@@ -67,8 +73,14 @@ def train(
             :func:`~featx.pipelines.build_pipeline` makes of ``model``, ``head`` and
             ``**pipeline``.
         model: Encoder(s) for the default pipeline; None: the default model.
-        head: Head name(s) or estimator(s) for the default pipeline.
+        head: Head name(s) or estimator(s) for the default pipeline; None: logistic
+            regression (ridge for regression), or what the ``"auto"`` recipe chooses.
         task: The target kind; default: inferred from ``y``.
+        recipe: ``"auto"``: when no estimator, head, search, TF-IDF, ensemble, head
+            parameters or representation (other than ``long_text``) is given, score a few
+            candidates by ``cv``-fold cross-validation on ``X`` and refit the best (see
+            :mod:`featx.recipes`); ``metrics["recipe"]`` holds the table. ``"fast"``: the
+            model's embedding + logistic regression, one fit.
         search: ``None``, ``"grid"`` or ``"random"`` hyperparameter search with ``cv`` folds.
         search_representation: Also search pooling and layers.
         param_grid: The search space; default: the head's (and representation's).
@@ -92,23 +104,122 @@ def train(
         ValueError: For bad data (empty, mismatched lengths, one class) or options.
     """
     method = None if search is None else parse_enum(Search, search, "search")
+    recipe = parse_enum(Recipe, recipe, "recipe")
     tfidf = pipeline.get("tfidf", False)
     target, found_task, labels = _targets(X, y, task, tfidf=tfidf, augment=augment)
+    chosen = estimator is not None or head is not None or method is not None
+    auto = recipe is Recipe.AUTO and not (chosen or _shapes_pipeline(pipeline))
+    head = head or ("ridge" if found_task is Task.REGRESSION else "logreg")
     if estimator is None:
         estimator = build_pipeline(model, head, found_task, seed=seed, **pipeline)
     elif pipeline:
         raise ValueError(f"Pass {', '.join(pipeline)} or estimator, not both.")
     metrics: dict[str, Any] = {"task": found_task.value, "n_train": len(X)}
     X, target, rows = _augmented(X, target, augment, seed, metrics)
-    if method is None:
-        fitted = clone(estimator).fit(X, target)
-    else:
+    searcher = _Searcher(method or Search.GRID, found_task, cv, n_iter, seed, show_progress)
+    if method is not None:
         grid = param_grid or search_grid(
-            estimator, _head_name(head), found_task, representation=search_representation
+            estimator, head, found_task, representation=search_representation
         )
-        searcher = _Searcher(method, found_task, cv, n_iter, seed, show_progress)
-        fitted, metrics["search"] = searcher.run(estimator, grid, X, target, rows)
+        with _shared_embeddings({"estimator": estimator}) as (shared, temporary):
+            fitted, metrics["search"] = searcher.run(shared["estimator"], grid, X, target, rows)
+            _forget_cache(fitted, temporary)
+    elif auto:
+        fitted, metrics["recipe"] = _auto(
+            X, target, found_task, estimator, searcher, rows, model, pipeline
+        )
+    else:
+        fitted = clone(estimator).fit(X, target)
     return _predictor(fitted, found_task, labels, metrics, dev)
+
+
+def _auto(
+    X: Any,
+    y: Any,
+    task: Task,
+    fast: BaseEstimator,
+    searcher: _Searcher,
+    rows: Any,
+    model: Any,
+    pipeline: PipelineOptions,
+) -> tuple[BaseEstimator, dict[str, Any]]:
+    """The auto recipe's choice, fitted, and its table; ``fast`` fitted where it cannot run.
+
+    The candidates are scored on the search's folds (augmented copies stay with their
+    originals).
+    """
+    why_not = recipes.auto_applies(X, task, model) or _too_few_per_class(y, searcher.cv)
+    if why_not is not None:
+        return clone(fast).fit(X, y), {"name": "fast", "why": why_not}
+    with _shared_embeddings(dict(pipeline)) as (options, temporary):
+        fitted, table = recipes.choose(
+            X,
+            y,
+            task,
+            folds=searcher.splitter(y, rows),
+            scoring=check_scoring(fast, scoring=SCORING[task]),
+            model=model,
+            seed=searcher.seed,
+            options=options,
+        )
+        _forget_cache(fitted, temporary)
+    return fitted, table
+
+
+def _shapes_pipeline(pipeline: PipelineOptions) -> bool:
+    """Whether the options choose the pipeline's shape (then the auto recipe steps aside)."""
+    representation = {k for k in pipeline.get("representation") or {} if k != "long_text"}
+    return bool(
+        pipeline.get("tfidf")
+        or pipeline.get("ensemble")
+        or pipeline.get("head_params")
+        or representation
+    )
+
+
+def _too_few_per_class(target: Any, cv: int) -> str | None:
+    """Why ``cv`` stratified folds cannot be made (None when they can)."""
+    _, counts = np.unique(target, return_counts=True)
+    if counts.min() < cv:
+        return f"a class has {counts.min()} example(s), fewer than the {cv} folds"
+    return None
+
+
+@contextmanager
+def _shared_embeddings(
+    options: dict[str, Any],
+) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Without a cache, a search would embed every text once per fold and candidate.
+
+    Yields ``options`` with a temporary cache file for the search, in ``options["cache"]``
+    (pipeline options) or on every uncached Embedder of ``options["estimator"]``, and the
+    file's path (None when everything was cached already). The file is deleted afterwards;
+    :func:`_forget_cache` unhooks the fitted estimator from it.
+    """
+    estimator = options.get("estimator")
+    if estimator is None:
+        uncached = [] if options.get("cache", True) else ["cache"]
+    else:
+        params = estimator.get_params().items()
+        uncached = [p for p, v in params if isinstance(v, Embedder) and not v.cache]
+    if not uncached:
+        yield options, None
+        return
+    with tempfile.TemporaryDirectory(prefix="featx-search-") as folder:
+        path = str(Path(folder) / "embeddings.sqlite")
+        if estimator is None:
+            yield {**options, "cache": path}, path
+        else:
+            shared = clone(estimator).set_params(**{f"{p}__cache": path for p in uncached})
+            yield {"estimator": shared}, path
+
+
+def _forget_cache(fitted: BaseEstimator, path: str | None) -> None:
+    """Unhook the fitted estimator's Embedders from a search's temporary cache file."""
+    for value in fitted.get_params().values():
+        if path is not None and isinstance(value, Embedder) and value.cache == path:
+            value.__dict__.pop("cache_", None)
+            value.cache = False
 
 
 def _predictor(
@@ -143,12 +254,6 @@ def _augmented(
     return texts, target[rows], rows
 
 
-def _head_name(head: Any) -> str | None:
-    """The name of the one named head a search tunes (None for estimators or several)."""
-    heads = list(head) if isinstance(head, list | tuple) else [head]
-    return heads[0] if len(heads) == 1 and isinstance(heads[0], str) else None
-
-
 def _targets(
     X: Any, y: Any, task: Task | str | None, *, tfidf: bool, augment: Any
 ) -> tuple[Any, Task, list[Any]]:
@@ -168,14 +273,11 @@ def _targets(
 def _check_no_empty_texts(X: Any) -> None:
     """Training texts must say something: an empty one is almost always a data error."""
     columns = np.asarray(X, dtype=object)
-    for column in columns.reshape(len(columns), -1).T:
-        texts = check_texts(column, "X")
-        empty = [i for i, text in enumerate(texts) if not text.strip()]
-        if empty:
-            raise ValueError(
-                f"{len(empty)} training text(s) are empty (first at row {empty[0] + 1}); "
-                "drop or fill them before training."
-            )
+    if columns.ndim == 2:
+        for j in range(columns.shape[1]):
+            refuse_empty(check_texts(columns[:, j], f"X[:, {j}]"), f"X[:, {j}]")
+    else:
+        refuse_empty(check_texts(columns, "X"))
 
 
 class _Searcher:

@@ -114,6 +114,7 @@ def export(
 @options.output()
 @options.input_format()
 @options.text_col()
+@options.drop_empty()
 @options.representation()
 @options.precision()
 @click.option("--threads", type=click.IntRange(1), help="ONNX Runtime threads (default: all).")
@@ -127,6 +128,7 @@ def embed(
     output: str | None,
     fmt: str | None,
     text_col: str,
+    drop_empty: bool,
     representation: dict[str, Any],
     precision: str | None,
     threads: int | None,
@@ -136,12 +138,13 @@ def embed(
 ) -> None:
     """Embed texts from INPUT (a file, or stdin when absent or '-')."""
     from featx.api import load
-    from featx.io import jsonl_records, output_format, read_texts, write_embeddings
+    from featx.io import read_texts
+    from featx.outputs import jsonl_records, output_format, write_embeddings
 
     if output is not None:
         output_format(output)  # fail before the work, not after it
         options.refuse_existing(output, force)
-    texts = read_texts(input, fmt=fmt, column=text_col)
+    texts = read_texts(input, fmt=fmt, column=text_col, drop_empty=drop_empty)
     encoder = load(
         model, precision=precision, threads=threads, batch_size=batch_size, **representation
     )

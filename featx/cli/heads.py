@@ -49,6 +49,7 @@ def train(
     spec: DataSpec,
     dev: str | None,
     models: tuple[str, ...],
+    recipe: str,
     heads: tuple[str, ...],
     ensemble: str | None,
     tfidf: bool,
@@ -71,6 +72,7 @@ def train(
 ) -> None:
     """Train a head on DATA and save it, with its encoder(s), as one artifact."""
     from featx.evaluation import summary
+    from featx.recipes import recipe_table
     from featx.training import train as run
 
     options.refuse_existing(out, force)
@@ -81,8 +83,9 @@ def train(
         X,
         y,
         model=list(models) or None,
-        head=list(heads),
+        head=list(heads) or None,
         task=task,
+        recipe=recipe,
         tfidf=tfidf,
         ensemble=ensemble,
         representation=representation,
@@ -107,6 +110,8 @@ def train(
             f"search: best {found['scoring']} {found['best_score']:.4f} over {cv} folds with "
             f"{json.dumps(found['best_params'])}"
         )
+    if "recipe" in metrics:
+        click.echo(recipe_table(metrics["recipe"]))
     if "dev" in metrics:
         click.echo("dev:")
         click.echo(summary(metrics["dev"]))
@@ -118,6 +123,7 @@ def train(
 @click.option("--input", "input_path", required=True, help="Texts: a file, or - for stdin.")
 @options.input_format((*INPUT_FORMATS, "conll"))
 @options.text_col(multiple=True)
+@options.drop_empty()
 @options.output()
 @click.option(
     "--proba/--no-proba",
@@ -131,6 +137,7 @@ def predict(
     input_path: str,
     fmt: str | None,
     text_cols: tuple[str, ...],
+    drop_empty: bool,
     output: str | None,
     proba: bool | None,
     force: bool,
@@ -139,27 +146,33 @@ def predict(
 
     With a tagger (``featx train-ner``): the entities of each text, with character offsets.
     CoNLL input (``--format conll``, taggers only) is one word per line, blank lines
-    between sentences.
+    between sentences. An empty text is refused (naming its line) unless --drop-empty;
+    each output's index then counts the kept records.
     """
     from featx.artifact import Artifact, Kind
-    from featx.io import records_format, write_records
+    from featx.outputs import records_format, write_records
 
     records_format(output)  # fail before the work, not after it
     options.refuse_existing(output, force)
     kind = Artifact.open(artifact).manifest.kind
     if kind is Kind.TAGGER:
-        rows = _entities(artifact, input_path, fmt, text_cols)
+        rows = _entities(artifact, input_path, fmt, text_cols, drop_empty)
     else:
         if fmt == "conll":
             raise ValueError("--format conll is for taggers (featx train-ner); this is not one.")
-        rows = _predictions(artifact, input_path, fmt, text_cols, proba)
+        rows = _predictions(artifact, input_path, fmt, text_cols, proba, drop_empty)
     write_records(rows, output)
     if output is not None:
         click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
 
 
 def _predictions(
-    artifact: str, input_path: str, fmt: str | None, text_cols: tuple[str, ...], proba: bool | None
+    artifact: str,
+    input_path: str,
+    fmt: str | None,
+    text_cols: tuple[str, ...],
+    proba: bool | None,
+    drop_empty: bool,
 ) -> list[dict[str, Any]]:
     from featx.io import input_format, read_labelled, read_texts
     from featx.predictor import Predictor
@@ -168,9 +181,9 @@ def _predictions(
     if input_format(input_path, fmt) == "lines":
         if len(text_cols) != 1:
             raise ValueError("Sentence pairs need a table input (tsv, csv, jsonl or parquet).")
-        X: Any = read_texts(input_path, fmt=fmt)
+        X: Any = read_texts(input_path, fmt=fmt, drop_empty=drop_empty)
     else:
-        X, _ = read_labelled(input_path, text_cols, None, fmt=fmt)
+        X, _ = read_labelled(input_path, text_cols, None, fmt=fmt, drop_empty=drop_empty)
     rows = [{"index": i, **record} for i, record in enumerate(model.records(X, proba=proba))]
     for row in rows:
         if "probabilities" in row:
@@ -179,7 +192,7 @@ def _predictions(
 
 
 def _entities(
-    artifact: str, input_path: str, fmt: str | None, text_cols: tuple[str, ...]
+    artifact: str, input_path: str, fmt: str | None, text_cols: tuple[str, ...], drop_empty: bool
 ) -> list[dict[str, Any]]:
     from featx.io import read_texts, read_words
     from featx.tagging import Tagger
@@ -189,7 +202,8 @@ def _entities(
     tagger = Tagger.load(artifact)
     if fmt == "conll":
         return tagger.records(read_words(input_path))
-    return tagger.records(read_texts(input_path, fmt=fmt, column=text_cols[0]))
+    texts = read_texts(input_path, fmt=fmt, column=text_cols[0], drop_empty=drop_empty)
+    return tagger.records(texts)
 
 
 @click.command()

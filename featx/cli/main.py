@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from featx.cli import encode, finetune, heads, ner, serve, spark
-from featx.errors import TruncationWarning
+from featx.errors import DroppedRecordsWarning, TruncationWarning
 
 
 def _show_warnings(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
@@ -30,6 +30,8 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING, format="featx: %(message)s"
     )
     warnings.showwarning = _show_warnings
+    # What --drop-empty left out is part of the answer: said every time, whatever the filters.
+    warnings.simplefilter("always", DroppedRecordsWarning)
 
 
 for _command in (

@@ -24,6 +24,7 @@ from featx.config import (
     LongText,
     Pooling,
     Precision,
+    Recipe,
     Search,
     Task,
 )
@@ -240,16 +241,23 @@ def augment() -> Decorator[Any]:
 
 
 def heads() -> Decorator[Any]:
-    """--head (repeatable), --ensemble, --tfidf, --param, --class-weight."""
+    """--recipe, --head (repeatable), --ensemble, --tfidf, --param, --class-weight."""
     return _options(
+        click.option(
+            "--recipe",
+            type=choices(Recipe, "recipe"),
+            default="auto",
+            show_default=True,
+            help="auto: score a few candidates by cross-validation, keep the best (unless a "
+            "head, ensemble, TF-IDF, search or layers is chosen); fast: the model's "
+            "embedding + logistic regression, one fit.",
+        ),
         click.option(
             "--head",
             "heads",
             multiple=True,
             type=choices(Head, "head"),
-            default=["logreg"],
-            show_default=True,
-            help="Head (repeat with --ensemble).",
+            help="Head (repeat with --ensemble); default: logreg (ridge for regression).",
         ),
         click.option("--ensemble", type=choices(Ensemble, "ensemble"), help="Combine members."),
         click.option("--tfidf", is_flag=True, help="Add word 1-2 gram TF-IDF features."),
@@ -327,13 +335,21 @@ class DataSpec:
     text_cols: tuple[str, ...]
     label_col: str
     label_sep: str | None
+    drop_empty: bool
 
     def read(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
         """Texts (or pairs) and labels of ``path``; multi-label splits on ``,`` by default."""
         from featx.io import read_labelled
 
         sep = "," if self.label_sep is None and multilabel else self.label_sep
-        return read_labelled(path, self.text_cols, self.label_col, fmt=self.fmt, label_sep=sep)
+        return read_labelled(
+            path,
+            self.text_cols,
+            self.label_col,
+            fmt=self.fmt,
+            label_sep=sep,
+            drop_empty=self.drop_empty,
+        )
 
     def read_dev(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
         """Like :meth:`read`, saying which file did not fit."""
@@ -344,7 +360,7 @@ class DataSpec:
 
 
 def data_options(command: F) -> F:
-    """--format, --text-col, --label-col and --label-sep, passed on as ``spec: DataSpec``."""
+    """--format, --text-col, --label-col, --label-sep and --drop-empty, as ``spec: DataSpec``."""
 
     @functools.wraps(command)
     def wrapper(
@@ -353,9 +369,11 @@ def data_options(command: F) -> F:
         text_cols: tuple[str, ...],
         label_col: str,
         label_sep: str | None,
+        drop_empty: bool,
         **kwargs: Any,
     ) -> Any:
-        return command(*args, spec=DataSpec(fmt, text_cols, label_col, label_sep), **kwargs)
+        spec = DataSpec(fmt, text_cols, label_col, label_sep, drop_empty)
+        return command(*args, spec=spec, **kwargs)
 
     tables = tuple(f for f in INPUT_FORMATS if f != "lines")
     decorated = _options(
@@ -366,8 +384,19 @@ def data_options(command: F) -> F:
             "--label-sep",
             help="Split labels on this string: a multi-label target (e.g. --label-sep ,).",
         ),
+        drop_empty(),
     )(wrapper)
     return decorated
+
+
+def drop_empty() -> Decorator[Any]:
+    """--drop-empty: leave out records with an empty text instead of refusing the file."""
+    return click.option(
+        "--drop-empty",
+        is_flag=True,
+        help="Drop records whose text is empty or only whitespace (by default they are "
+        "refused, naming the file and line).",
+    )
 
 
 def data_file(name: str, help_text: str, *, required: bool = True) -> Decorator[Any]:

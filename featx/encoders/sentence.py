@@ -113,9 +113,6 @@ def merge_windows(
 
 def warn_truncation(result: EncodeResult, max_length: int, stacklevel: int) -> None:
     """Warn with a :class:`TruncationWarning` (counts as data) if any text was cut."""
-    n_cut = int(result.truncated.sum())
-    if n_cut:
-        warning = TruncationWarning(
-            n_cut, len(result.truncated), int(result.n_tokens.max()), max_length
-        )
+    warning = TruncationWarning.of(result.n_tokens, result.truncated, max_length)
+    if warning is not None:
         warnings.warn(warning, stacklevel=stacklevel)

@@ -183,7 +183,7 @@ def test_embed_refuses_to_overwrite_without_force(runner, tiny, tmp_path):
     ("content", "args", "message"),
     [
         ('{"text": "ok"}\n{broken\n', ["--format", "jsonl"], "line 2: not valid JSON"),
-        ('{"text": "ok"}\n{"text": 3}\n', ["--format", "jsonl"], "record 2: 'text' is int"),
+        ('{"text": "ok"}\n{"text": 3}\n', ["--format", "jsonl"], "line 2: 'text' is int"),
         ("a,b\n1,2\n", ["--format", "csv"], "has no column 'text'"),
         ("dog\n", ["--layers", "x"], "not a comma-separated list"),
         ("dog\n", ["--pooling", "avg"], "Unknown pooling 'avg'"),

@@ -219,7 +219,10 @@ def test_bad_input_is_explained(tiny_artifacts, tmp_path, sentiment):
             "has no column 'stars'; columns: text, label",
         ),
         (["train", "--data", one_class, "-m", model, "--out", out], "one class only"),
-        (["train", "--data", empty_text, "-m", model, "--out", out], "are empty (first at row 1)"),
+        (
+            ["train", "--data", empty_text, "-m", model, "--out", out],
+            "empty.tsv, line 2: 'text' is empty or only whitespace",
+        ),
         (
             ["train", "--data", sentiment, "-m", model, "--head", "tree", "--out", out],
             "Unknown head 'tree'",

@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -178,3 +179,25 @@ def test_the_in_process_cache_tier_is_bounded_and_per_file(tmp_path):
     assert second.get("space", ["a"]) == ({}, [0])  # another file: not served from memory
     first.clear()
     assert first.get("space", ["a"]) == ({}, [0])  # cleared from memory and from disk
+
+
+def test_the_truncation_warning_counts_rows_and_survives_the_cache(tiny_artifacts, tmp_path):
+    # Finding: with the cache, the warning counted distinct new texts, and vanished once
+    # the vectors came from the cache although the texts were still cut.
+    long_text = " ".join(["word"] * 400)
+    texts = [long_text, "short", long_text, long_text]
+    embedder = Embedder(str(tiny_artifacts["bert"]), cache=str(tmp_path / "cache.sqlite"))
+    embedder.fit(texts)
+    for _ in range(2):  # new vectors, then cached ones
+        with pytest.warns(featx.TruncationWarning) as caught:
+            embedder.transform(texts)
+        warning = caught[-1].message
+        assert (warning.n_truncated, warning.n_texts) == (3, 4)
+        assert warning.tokens_cut == 3 * (warning.longest - warning.max_length)
+        assert f"{warning.tokens_cut} of their {warning.tokens_of_cut} tokens" in str(warning)
+    whole = Embedder(
+        str(tiny_artifacts["bert"]), long_text="chunk_mean", cache=str(tmp_path / "c2")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", featx.TruncationWarning)
+        whole.fit(texts).transform(texts)  # windows: nothing is cut, nothing said
