@@ -44,6 +44,7 @@ bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle mach
 	$(PYTHON) benchmarks/bench_quality.py
 	$(PYTHON) benchmarks/bench_cli.py
 	$(PYTHON) benchmarks/bench_sklearn.py
+	$(PYTHON) benchmarks/bench_recipe.py
 	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_traffic.py
 

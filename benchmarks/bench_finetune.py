@@ -11,6 +11,11 @@ Parts (all by default):
 - ``lowdata``: 64 and 256 training labels (5 fixed draws each), with and without EDA
   augmentation (4 copies per text), for a frozen head (logistic regression, C by CV)
   and for fine-tuning the top 2 layers (fixed epochs, no dev set).
+- ``fewshot``: the same draws (64 and 256 labels), SetFit-style contrastive fine-tuning
+  (``method="contrastive"`` with its defaults: all layers, one epoch over 40 pairs per
+  text, lr 2e-5), then logistic regression on the exported encoder.
+- ``defaults``: ``featx.finetune`` with no settings at all (with the dev set): test
+  accuracy and training time of what a new user gets.
 - ``serve``: the best fine-tuned artifact in the featx server, unchanged: ``/predict``
   answers equal the library's.
 
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-PARTS = ("layers", "precision", "lowdata", "serve")
+PARTS = ("layers", "precision", "lowdata", "fewshot", "defaults", "serve")
 # Re-measure the artifacts a run left in --work: agreement with torch, embedding speed.
 EXTRA_PARTS = ("agreement", "speed")
 LAYERS: list[int | str] = [0, 1, 2, 4, "all"]
@@ -266,6 +271,45 @@ def part_lowdata(run: Run) -> None:
                 )
 
 
+def part_fewshot(run: Run) -> None:
+    import featx
+
+    xte, yte = run.splits["test"]
+    for size in run.args.sizes:
+        scores, seconds = [], []
+        for seed in range(run.args.draws):
+            X, y = _draw(run, size, seed)
+            started = time.perf_counter()
+            result = featx.finetune(
+                X,
+                y,
+                model=common.DEFAULT_MODEL,
+                method="contrastive",
+                out=run.work / "fewshot",
+                force=True,
+                seed=seed,
+                show_progress=False,
+            )
+            seconds.append(time.perf_counter() - started)
+            predicted = result.predictor.predict(xte)
+            scores.append(float(np.mean(np.asarray(predicted) == np.asarray(yte))) * 100)
+        run.record(
+            part="fewshot",
+            config=f"{size} labels, contrastive (SetFit recipe)",
+            n_labels=size,
+            method="contrastive",
+            test_accuracy=round(float(np.mean(scores)), 2),
+            test_accuracy_std=round(float(np.std(scores)), 2),
+            test_accuracies=[round(s, 2) for s in scores],
+            seconds_mean=round(float(np.mean(seconds)), 1),
+        )
+
+
+def part_defaults(run: Run) -> None:
+    record = finetuned(run, "defaults")
+    run.record(part="defaults", config="featx.finetune, no settings", **record)
+
+
 def part_serve(run: Run) -> None:
     import featx
     from server import create_app
@@ -338,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "layers": part_layers,
         "precision": part_precision,
         "lowdata": part_lowdata,
+        "fewshot": part_fewshot,
+        "defaults": part_defaults,
         "serve": part_serve,
         "agreement": part_agreement,
         "speed": part_speed,

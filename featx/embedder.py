@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from featx.api import load
 from featx.artifact import Artifact
-from featx.config import LongText, Precision, parse_enum
+from featx.config import LongText, parse_enum
 from featx.encoders.base import Encoder
 from featx.errors import TruncationWarning
 from featx.text import check_texts, pair_columns, text_column
@@ -178,17 +178,21 @@ class Embedder(TransformerMixin, BaseEstimator):
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         return np.asarray(self.get_encoder().encode(texts, **self._options()), dtype=np.float32)
 
+    def graphs_used(self) -> set[str] | None:
+        """The encoder artifact's graph files this embedder runs (None: not an artifact)."""
+        used = getattr(self.get_encoder(), "graphs_used", None)
+        return None if used is None else used(**self._options())
+
     def _cache_identity(self) -> list[Any]:
-        """What makes two embeddings of one text equal: the model file and the settings."""
+        """What makes two embeddings of one text equal: the graph run and the settings."""
         encoder = self.get_encoder()
         path = getattr(encoder, "path", None)
-        if path is not None:
-            manifest = Artifact.open(path).manifest
-            assert manifest.encoder is not None  # the encoder was loaded from it
-            model_file = manifest.encoder.variants[Precision(encoder.precision)].file
-            model = manifest.files[model_file].sha256
-        else:
-            model = repr(encoder)
+        used = self.graphs_used() if path is not None else None
+        if path is not None and used:
+            files = Artifact.open(path).manifest.files
+            model = ",".join(files[name].sha256 for name in sorted(used))
+        else:  # an in-memory or torch encoder
+            model = f"{encoder!r} {path}"
         rep = getattr(encoder, "representation", None)
         return [model, rep.to_dict() if rep is not None else None, self._options()]
 

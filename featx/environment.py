@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
 # Jobs of at least this many items show a progress bar (when stderr is a terminal).
 PROGRESS_MIN_ITEMS = 2048
+# Without a bar, progress goes to this logger (INFO) at most this often: a job writing to
+# a log file says how far it is, without a line per batch.
+PROGRESS_LOG_EVERY_S = 30.0
+progress_log = logging.getLogger("featx.progress")
 
 
 def cache_dir() -> Path:
@@ -106,23 +112,56 @@ class Bar(Protocol):
         """Advance by ``n`` items."""
         ...
 
+    def set_postfix(self, **values: Any) -> Any:
+        """Show ``values`` (a loss, a learning rate) after the count."""
+        ...
+
     def close(self) -> None:
         """Finish the bar."""
         ...
 
 
-class _NoBar:
+class _LogBar:
+    """Progress as log lines where no bar is drawn: every 30 s at most, and a last one."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.done = 0
+        self.postfix = ""
+        self.started = self.logged = time.monotonic()
+
     def update(self, n: int = 1) -> None:
-        pass
+        self.done += n
+        if time.monotonic() - self.logged >= PROGRESS_LOG_EVERY_S:
+            self._log()
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
-        pass
+        if self.logged > self.started:  # long enough to have said something: say the end
+            self._log()
+
+    def _log(self) -> None:
+        self.logged = time.monotonic()
+        share = f" ({100 * self.done / self.total:.0f} %)" if self.total else ""
+        plural = self.unit + ("es" if self.unit.endswith(("s", "ch")) else "s")
+        progress_log.info(
+            "%s: %d/%d %s%s, %.0f s%s",
+            self.desc,
+            self.done,
+            self.total,
+            plural,
+            share,
+            self.logged - self.started,
+            f", {self.postfix}" if self.postfix else "",
+        )
 
 
 def progress_bar(enabled: bool, total: int, desc: str, unit: str = "text") -> Bar:
-    """A tqdm bar when ``enabled``, else one that draws nothing (and imports nothing)."""
+    """A tqdm bar when ``enabled``, else progress in the ``featx.progress`` log (INFO)."""
     if not enabled:
-        return _NoBar()
+        return _LogBar(total, desc, unit)
     from tqdm.auto import tqdm  # only jobs that show a bar pay for the import
 
     bar: Bar = tqdm(total=total, desc=desc, unit=unit)

@@ -149,8 +149,13 @@ class Predictor:
                 row["probabilities"] = dict(zip(names, p, strict=True))
         return rows
 
-    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, force: bool = False, all_graphs: bool = False
+    ) -> Path:
         """Write the model as one artifact directory at ``path`` (atomically).
+
+        Each encoder keeps only the ONNX graph(s) the model runs (one precision; the fast
+        graph alone when it embeds with the default vector), unless ``all_graphs``.
 
         Raises:
             FileExistsError: If ``path`` exists and ``force`` is false.
@@ -158,6 +163,11 @@ class Predictor:
         estimator = copy.deepcopy(self.estimator)  # embedders copy without their sessions
         sources = [(e, _artifact_of(e)) for e in embedders(estimator)]
         members = member_dirs([s for _, s in sources if s is not None])
+        graphs: dict[Path, set[str]] = {}
+        for embedder, source in sources:
+            used = None if all_graphs or source is None else embedder.graphs_used()
+            if source is not None and used is not None:
+                graphs.setdefault(source, set()).update(used)
         for embedder, source in sources:
             if source is not None:  # an in-memory encoder (HashEncoder) stays in head.skops
                 embedder.model = members[source]
@@ -166,6 +176,7 @@ class Predictor:
             path,
             force=force,
             members=members,
+            graphs=graphs,
             estimator=estimator,
             labels={"task": self.task.value, "labels": self.labels},
             metrics=self.metrics,

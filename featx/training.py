@@ -22,7 +22,7 @@ from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, Str
 from featx import recipes
 from featx.config import Recipe, Search, Task, parse_enum
 from featx.embedder import Embedder
-from featx.environment import want_progress
+from featx.environment import progress_bar, want_progress
 from featx.evaluation import evaluate
 from featx.heads import prepare_targets
 from featx.io import to_plain
@@ -69,18 +69,16 @@ def train(
     Args:
         X: Texts, or two columns of text pairs.
         y: Class labels, numbers (regression), or a list of labels per text (multi-label).
-        estimator: A ready estimator over texts; default: the pipeline
-            :func:`~featx.pipelines.build_pipeline` makes of ``model``, ``head`` and
-            ``**pipeline``.
+        estimator: A ready estimator over texts; default: what
+            :func:`~featx.pipelines.build_pipeline` makes of the options.
         model: Encoder(s) for the default pipeline; None: the default model.
         head: Head name(s) or estimator(s) for the default pipeline; None: logistic
             regression (ridge for regression), or what the ``"auto"`` recipe chooses.
         task: The target kind; default: inferred from ``y``.
-        recipe: ``"auto"``: when no estimator, head, search, TF-IDF, ensemble, head
-            parameters or representation (other than ``long_text``) is given, score a few
-            candidates by ``cv``-fold cross-validation on ``X`` and refit the best (see
-            :mod:`featx.recipes`); ``metrics["recipe"]`` holds the table. ``"fast"``: the
-            model's embedding + logistic regression, one fit.
+        recipe: ``"auto"``: unless an estimator, head, search, TF-IDF, ensemble, head
+            parameters or representation (but ``long_text``) is given, ``cv``-fold CV on
+            ``X`` chooses among a few candidates (:mod:`featx.recipes`; the table in
+            ``metrics["recipe"]``). ``"fast"``: embedding + logistic regression, one fit.
         search: ``None``, ``"grid"`` or ``"random"`` hyperparameter search with ``cv`` folds.
         search_representation: Also search pooling and layers.
         param_grid: The search space; default: the head's (and representation's).
@@ -91,29 +89,26 @@ def train(
             :class:`~featx.augment.Augmenter`. In a search, copies of a fold's held-out
             texts never train that fold, and only original texts are scored.
         seed: Seed for heads, folds, the random search and augmentation.
-        show_progress: A progress bar over search fits; default: on a terminal.
+        show_progress: A progress bar over search fits; default: on a terminal (log lines).
         **pipeline: :class:`~featx.pipelines.PipelineOptions` of the default pipeline:
             ``tfidf``, ``ensemble`` (``"soft"`` or ``"stack"``), ``representation``,
             ``head_params``, ``class_weight``, ``cache``, ``precision``.
 
     Returns:
-        The fitted :class:`~featx.Predictor`, with ``metrics`` holding the search's best
-        cross-validation score and parameters, and the dev metrics.
+        The fitted :class:`~featx.Predictor`; ``metrics`` hold the search's or recipe's
+        findings and the dev metrics.
 
     Raises:
         ValueError: For bad data (empty, mismatched lengths, one class) or options.
     """
     method = None if search is None else parse_enum(Search, search, "search")
-    recipe = parse_enum(Recipe, recipe, "recipe")
     tfidf = pipeline.get("tfidf", False)
     target, found_task, labels = _targets(X, y, task, tfidf=tfidf, augment=augment)
     chosen = estimator is not None or head is not None or method is not None
-    auto = recipe is Recipe.AUTO and not (chosen or _shapes_pipeline(pipeline))
+    auto = parse_enum(Recipe, recipe, "recipe") is Recipe.AUTO and not chosen
+    auto = auto and not _shapes_pipeline(pipeline)
     head = head or ("ridge" if found_task is Task.REGRESSION else "logreg")
-    if estimator is None:
-        estimator = build_pipeline(model, head, found_task, seed=seed, **pipeline)
-    elif pipeline:
-        raise ValueError(f"Pass {', '.join(pipeline)} or estimator, not both.")
+    estimator = _estimator(estimator, model, head, found_task, seed, pipeline)
     metrics: dict[str, Any] = {"task": found_task.value, "n_train": len(X)}
     X, target, rows = _augmented(X, target, augment, seed, metrics)
     searcher = _Searcher(method or Search.GRID, found_task, cv, n_iter, seed, show_progress)
@@ -121,9 +116,7 @@ def train(
         grid = param_grid or search_grid(
             estimator, head, found_task, representation=search_representation
         )
-        with _shared_embeddings({"estimator": estimator}) as (shared, temporary):
-            fitted, metrics["search"] = searcher.run(shared["estimator"], grid, X, target, rows)
-            _forget_cache(fitted, temporary)
+        fitted, metrics["search"] = _search(searcher, estimator, grid, X, target, rows)
     elif auto:
         fitted, metrics["recipe"] = _auto(
             X, target, found_task, estimator, searcher, rows, model, pipeline
@@ -131,6 +124,37 @@ def train(
     else:
         fitted = clone(estimator).fit(X, target)
     return _predictor(fitted, found_task, labels, metrics, dev)
+
+
+def _estimator(
+    estimator: BaseEstimator | None,
+    model: Any,
+    head: Any,
+    task: Task,
+    seed: int | None,
+    pipeline: PipelineOptions,
+) -> BaseEstimator:
+    """The estimator given, or the one :func:`build_pipeline` makes of the options."""
+    if estimator is None:
+        return build_pipeline(model, head, task, seed=seed, **pipeline)
+    if pipeline:
+        raise ValueError(f"Pass {', '.join(pipeline)} or estimator, not both.")
+    return estimator
+
+
+def _search(
+    searcher: _Searcher,
+    estimator: BaseEstimator,
+    grid: dict[str, list[Any]],
+    X: Any,
+    y: Any,
+    rows: Any,
+) -> tuple[BaseEstimator, dict[str, Any]]:
+    """The search's refitted best estimator and findings, every fold sharing embeddings."""
+    with _shared_embeddings({"estimator": estimator}) as (shared, temporary):
+        fitted, found = searcher.run(shared["estimator"], grid, X, y, rows)
+        _forget_cache(fitted, temporary)
+    return fitted, found
 
 
 def _auto(
@@ -317,15 +341,13 @@ class _Searcher:
         self, estimator: BaseEstimator, grid: dict[str, list[Any]], X: Any, y: Any, rows: Any
     ) -> tuple[BaseEstimator, dict[str, Any]]:
         """Search ``grid``; return the refitted best estimator and what was found."""
-        from tqdm.auto import tqdm
-
         scoring = SCORING[self.task]
         n_candidates = int(np.prod([len(v) for v in grid.values()]))
         if self.method is Search.RANDOM:
             n_candidates = min(self.n_iter, n_candidates)
         fits = n_candidates * self.cv
         show = want_progress(self.show_progress, items=fits, min_items=_PROGRESS_MIN_FITS)
-        bar = tqdm(total=fits, desc="search", unit="fit", disable=not show)
+        bar = progress_bar(show, fits, "search", unit="fit")
         scorer = _ProgressScorer(check_scoring(estimator, scoring=scoring), bar)
         common: dict[str, Any] = {
             "cv": self.splitter(y, rows),
@@ -340,8 +362,10 @@ class _Searcher:
             search = RandomizedSearchCV(
                 estimator, grid, n_iter=n_candidates, random_state=self.seed, **common
             )
-        with bar:
+        try:
             search.fit(X, y)
+        finally:
+            bar.close()
         found = {
             "method": self.method.value,
             "cv": self.cv,

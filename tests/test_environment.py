@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -54,3 +55,24 @@ def test_threads_are_whole_cores_of_the_quota_within_the_mask(monkeypatch):
     assert available_cpus() == 1
     monkeypatch.setattr(environment, "cgroup_cpu_quota", lambda: 1000.0)
     assert available_cpus() == cores
+
+
+def test_without_a_bar_long_work_reports_progress_in_the_log(monkeypatch, caplog):
+    # Finding: a 7.5-minute training wrote nothing to a log until it finished.
+    monkeypatch.setattr(environment, "PROGRESS_LOG_EVERY_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="featx.progress"):
+        bar = environment.progress_bar(False, 4, "epoch 1/3", unit="batch")
+        bar.update(1)
+        bar.set_postfix(loss="0.6931")
+        bar.update(3)
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "featx.progress"]
+    assert lines[0].startswith("epoch 1/3: 1/4 batches (25 %)")
+    assert lines[-1].startswith("epoch 1/3: 4/4 batches (100 %)") and "loss=0.6931" in lines[-1]
+    monkeypatch.setattr(environment, "PROGRESS_LOG_EVERY_S", 3600.0)
+    with caplog.at_level(logging.INFO, logger="featx.progress"):
+        caplog.clear()
+        quick = environment.progress_bar(False, 4, "quick")
+        quick.update(4)
+        quick.close()
+    assert not caplog.records  # a short job says nothing

@@ -49,10 +49,17 @@ def _encoder(m: Manifest) -> list[str]:
         f"outputs:    hidden state {i} only ({name}): no other layer can be chosen"
         for i, name in encoder.outputs.items()
     ]
-    fast = [
-        f"fast path:  {', '.join(p.value for p in encoder.fast)} (the default {rep.pooling.value}"
-        f" vector only; fused: {_fused(encoder.fast)})"
-    ] * bool(encoder.fast)
+    fast = (
+        [
+            f"fast path:  {', '.join(p.value for p in encoder.fast)} (the default "
+            f"{rep.pooling.value} vector only; fused: {_fused(encoder.fast)})"
+        ]
+        if encoder.fast
+        else []
+    )
+    absent = [v.file for v in encoder.variants.values() if v.file not in m.files]
+    if absent:  # a predictor saved with the graph its model runs
+        fast.append(f"graphs:     without {', '.join(absent)} (the model runs the fast graph)")
     return [
         *source,
         *outputs,

@@ -13,7 +13,7 @@ Imports scikit-learn (through skops): only trained models pay for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,6 +86,7 @@ def write_trained(
     *,
     force: bool,
     members: Mapping[Path, str],
+    graphs: Mapping[Path, Set[str]] | None = None,
     estimator: Any,
     labels: Any,
     metrics: Any,
@@ -97,6 +98,8 @@ def write_trained(
         out: The artifact directory.
         force: Replace ``out`` if it exists (once the new one is complete).
         members: Encoder artifacts to copy in, and their folders (see :func:`member_dirs`).
+        graphs: The ONNX graphs to copy of each member (see :func:`copy_encoder`); a member
+            missing here keeps all of its graphs.
         estimator: What goes into the skops file (the fitted head or tagger state).
         labels: The content of the labels file.
         metrics: The content of the metrics file.
@@ -109,7 +112,7 @@ def write_trained(
     with staging(target, force=force) as stage:
         base: Manifest | None = None
         for source, folder in members.items():
-            copied = copy_encoder(source, stage / folder)
+            copied = copy_encoder(source, stage / folder, graphs=(graphs or {}).get(source))
             base = base or copied
         (stage / section.file).write_bytes(dump(estimator))
         write_json_atomic(stage / section.labels, labels)

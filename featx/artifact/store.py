@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +25,7 @@ from featx.artifact.manifest import (
     MANIFEST,
     MEMBERS_DIR,
     READABLE_FORMATS,
+    EncoderSection,
     FileEntry,
     Kind,
     Manifest,
@@ -199,12 +200,14 @@ class Artifact:
         return folder
 
 
-def copy_encoder(source: Path, target: Path) -> Manifest:
+def copy_encoder(source: Path, target: Path, *, graphs: Set[str] | None = None) -> Manifest:
     """Copy the root encoder of artifact ``source`` into ``target``, verifying each file.
 
     A trained artifact used as an encoder gives only its encoder: its head or tagger files
-    and further member encoders stay behind. Returns the copy's (encoder) manifest, which
-    is written to ``target`` too.
+    and further member encoders stay behind. With ``graphs`` (ONNX file names), only those
+    graphs are copied: a precision with none of its graphs left is dropped, and a kept
+    precision whose full graph is left out keeps its fast graph (the default vector) only.
+    Returns the copy's (encoder) manifest, which is written to ``target`` too.
 
     Raises:
         ModelLoadError: If ``source`` holds no encoder.
@@ -213,7 +216,14 @@ def copy_encoder(source: Path, target: Path) -> Manifest:
     manifest = Artifact.open(source).manifest
     if manifest.encoder is None:
         raise ModelLoadError(f"{source} holds no encoder to copy.")
-    skip = manifest.trained_files()
+    skip = set(manifest.trained_files())
+    encoder = manifest.encoder
+    if graphs is not None:
+        encoder = _with_graphs(encoder, graphs)
+        every = {
+            v.file for v in (*manifest.encoder.variants.values(), *manifest.encoder.fast.values())
+        }
+        skip |= every - set(graphs)
     files = {}
     target.mkdir(parents=True, exist_ok=True)
     for name, entry in manifest.files.items():
@@ -226,6 +236,26 @@ def copy_encoder(source: Path, target: Path) -> Manifest:
                 f"{source / name} does not match its checksum; re-export {source}."
             )
         files[name] = entry
-    encoder = replace(manifest, kind=Kind.ENCODER, head=None, tagger=None, files=files)
-    write_manifest(target, encoder)
-    return encoder
+    copied = replace(
+        manifest, kind=Kind.ENCODER, head=None, tagger=None, files=files, encoder=encoder
+    )
+    write_manifest(target, copied)
+    return copied
+
+
+def _with_graphs(encoder: EncoderSection, graphs: Set[str]) -> EncoderSection:
+    """The encoder section with only the precisions that keep one of ``graphs``."""
+    kept = [
+        p
+        for p, v in encoder.variants.items()
+        if v.file in graphs or (p in encoder.fast and encoder.fast[p].file in graphs)
+    ]
+    if not kept:
+        raise ValueError(f"None of {sorted(graphs)} is a graph of this encoder.")
+    default = encoder.default_precision if encoder.default_precision in kept else kept[0]
+    return replace(
+        encoder,
+        variants={p: encoder.variants[p] for p in kept},
+        fast={p: v for p, v in encoder.fast.items() if p in kept and v.file in graphs},
+        default_precision=default,
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from featx.cli import options
+from featx.cli import data, options
 from featx.cli.options import friendly_errors
 from featx.cli.values import choices
 from featx.config import Exporter
@@ -114,7 +114,7 @@ def export(
 @options.output()
 @options.input_format()
 @options.text_col()
-@options.drop_empty()
+@data.drop_empty()
 @options.representation()
 @options.precision()
 @click.option("--threads", type=click.IntRange(1), help="ONNX Runtime threads (default: all).")

@@ -7,21 +7,30 @@ from typing import Any
 
 import click
 
-from featx.cli import options
+from featx.cli import data, options
+from featx.cli.data import DataSpec, data_options
 from featx.cli.heads import augmenter
-from featx.cli.options import DataSpec, data_options, friendly_errors
+from featx.cli.options import friendly_errors
 from featx.cli.values import parse_param_grid
 
 
 @click.command()
 @options.model()
-@options.data_file("--data", "Training data (a table).")
+@data.data_file("--data", "Training data (a table).")
 @data_options
-@options.data_file("--dev", "Validation data: early stopping, the int8 gate.", required=False)
+@data.data_file("--dev", "Validation data: early stopping, the int8 gate.", required=False)
 @options.out()
 @options.force()
 @options.task()
-@options.train_layers("2")
+@click.option(
+    "--method",
+    type=click.Choice(["head", "contrastive"]),
+    default="head",
+    show_default=True,
+    help="head: the head with the top layers; contrastive: SetFit's few-shot recipe (pairs "
+    "of same- and different-class texts train the encoder, then logistic regression).",
+)
+@options.train_layers(None, shown="all; contrastive: all")
 @options.finetune_settings()
 @click.option("--hidden", help="MLP head hidden sizes, e.g. 256 or 256,128 (default: linear).")
 @options.pooling()
@@ -44,6 +53,7 @@ def finetune(
     out: str,
     force: bool,
     task: str | None,
+    method: str,
     hidden: str | None,
     pooling: str | None,
     normalize: bool | None,
@@ -74,6 +84,7 @@ def finetune(
         X,
         y,
         model=model,
+        method=method,
         out=out,
         dev=dev_set,
         task=task,
@@ -88,12 +99,14 @@ def finetune(
         **chosen,
     )
     report = result.report
-    counts = report["trainable_parameters"]
-    click.echo(
-        f"trained {counts['trainable']:,} of {counts['total']:,} parameters in "
-        f"{report['train_seconds']:.1f} s ({report['autocast_used']})"
-    )
+    counts = report.get("trainable_parameters")
+    trained = f"trained {counts['trainable']:,} of {counts['total']:,} parameters" if counts else (
+        f"trained the encoder on {report['n_pairs']:,} pairs"
+    )  # fmt: skip
+    click.echo(f"{trained} in {report['train_seconds']:.1f} s ({report['autocast_used']})")
     if report["dev_final"]:
-        click.echo("dev: " + json.dumps({k: round(v, 4) for k, v in report["dev_final"].items()}))
+        scores = {k: round(v, 4) for k, v in report["dev_final"].items() if isinstance(v, float)}
+        click.echo("dev: " + json.dumps(scores))
+    if report.get("dev_gate"):
         click.echo("int8 gate: " + json.dumps(report["dev_gate"]))
     click.echo(f"wrote {out}")

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from featx.cli import options
-from featx.cli.options import DataSpec, data_options, friendly_errors
+from featx.cli import data, options
+from featx.cli.data import DataSpec, data_options
+from featx.cli.options import friendly_errors
 from featx.cli.values import parse_params
 from featx.io import INPUT_FORMATS
 
@@ -28,9 +29,9 @@ def augmenter(methods: str | None, copies: int, model: str | None, seed: int) ->
 
 
 @click.command()
-@options.data_file("--data", "Training data (a table).")
+@data.data_file("--data", "Training data (a table).")
 @data_options
-@options.data_file("--dev", "Validation data.", required=False)
+@data.data_file("--dev", "Validation data.", required=False)
 @options.model(multiple=True)
 @options.heads()
 @options.task()
@@ -123,7 +124,7 @@ def train(
 @click.option("--input", "input_path", required=True, help="Texts: a file, or - for stdin.")
 @options.input_format((*INPUT_FORMATS, "conll"))
 @options.text_col(multiple=True)
-@options.drop_empty()
+@data.drop_empty()
 @options.output()
 @click.option(
     "--proba/--no-proba",
@@ -208,7 +209,7 @@ def _entities(
 
 @click.command()
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False))
-@options.data_file("--data", "Labelled data: a table, or CoNLL / JSONL spans for a tagger.")
+@data.data_file("--data", "Labelled data: a table, or CoNLL / JSONL spans for a tagger.")
 @data_options
 @click.option(
     "--report",

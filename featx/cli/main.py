@@ -30,6 +30,8 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING, format="featx: %(message)s"
     )
     warnings.showwarning = _show_warnings
+    # Without a terminal (a log file, CI), long work says how far it is every 30 s.
+    logging.getLogger("featx.progress").setLevel(logging.INFO)
     # What --drop-empty left out is part of the answer: said every time, whatever the filters.
     warnings.simplefilter("always", DroppedRecordsWarning)
 

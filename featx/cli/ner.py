@@ -6,14 +6,14 @@ from typing import Any
 
 import click
 
-from featx.cli import options
+from featx.cli import data, options
 from featx.cli.options import friendly_errors
 from featx.cli.values import parse_floats, parse_layers
 
 
 @click.command("train-ner")
-@options.data_file("--data", "Training data: CoNLL (WORD ... TAG per line) or JSONL spans.")
-@options.data_file("--dev", "Dev data (same formats).", required=False)
+@data.data_file("--data", "Training data: CoNLL (WORD ... TAG per line) or JSONL spans.")
+@data.data_file("--dev", "Dev data (same formats).", required=False)
 @options.model()
 @click.option(
     "--layers", help="Hidden states to read, e.g. 3,4 (default: middle two; last if fine-tuned)."

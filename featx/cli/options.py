@@ -7,8 +7,9 @@ library takes, and :func:`friendly_errors` turns expected errors into one-line m
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -151,7 +152,7 @@ def representation(*, allow_all_layers: bool = False) -> Decorator[Any]:
             given = {k: v for k, v in chosen.items() if v is not None}
             return command(*args, representation=given, **kwargs)
 
-        return _options(
+        return grouped(
             pooling(),
             normalize(),
             click.option("--layers", help=layers_help),
@@ -206,11 +207,19 @@ def task() -> Decorator[Any]:
 
 
 def progress() -> Decorator[Any]:
-    """--progress/--no-progress (default: long jobs on a terminal)."""
+    """--progress/--no-progress (default: long jobs on a terminal, lines in a log)."""
+
+    def quiet(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+        if value is False:  # no bar, and no progress lines either
+            logging.getLogger("featx.progress").setLevel(logging.WARNING)
+        return value
+
     return click.option(
         "--progress/--no-progress",
         default=None,
-        help="Progress bars (default: long jobs on a terminal).",
+        callback=quiet,
+        help="Progress bars (default: long jobs on a terminal; elsewhere a progress line "
+        "every 30 s).",
     )
 
 
@@ -219,20 +228,23 @@ def seed() -> Decorator[Any]:
     return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
 
-def train_layers(default: str) -> Decorator[Any]:
-    """--train-layers: 0 (frozen encoder / head only), N top layers, or all."""
+def train_layers(default: str | None, shown: str | None = None) -> Decorator[Any]:
+    """--train-layers: 0 (frozen encoder / head only), N top layers, or all.
+
+    ``default`` None leaves the choice to the command (``shown`` says what it is).
+    """
     return click.option(
         "--train-layers",
         default=default,
-        show_default=True,
-        callback=lambda ctx, param, value: parse_train_layers(value),
+        show_default=shown or True,
+        callback=lambda ctx, param, value: None if value is None else parse_train_layers(value),
         help="Top encoder layers to fine-tune: 0 (none), N, or all.",
     )
 
 
 def augment() -> Decorator[Any]:
     """--augment and --augment-copies (training texts only)."""
-    return _options(
+    return grouped(
         click.option(
             "--augment", help="Augment training texts: eda, swap, delete, insert, synonym."
         ),
@@ -242,7 +254,7 @@ def augment() -> Decorator[Any]:
 
 def heads() -> Decorator[Any]:
     """--recipe, --head (repeatable), --ensemble, --tfidf, --param, --class-weight."""
-    return _options(
+    return grouped(
         click.option(
             "--recipe",
             type=choices(Recipe, "recipe"),
@@ -268,7 +280,7 @@ def heads() -> Decorator[Any]:
 
 def search() -> Decorator[Any]:
     """--search, --search-representation, --cv, --n-iter."""
-    return _options(
+    return grouped(
         click.option("--search", type=choices(Search, "search"), help="Hyperparameter search."),
         click.option("--search-representation", is_flag=True, help="Also search pooling, layers."),
         click.option("--cv", type=click.IntRange(2), default=5, show_default=True),
@@ -293,7 +305,7 @@ def finetune_settings(names: tuple[str, ...] | None = None) -> Decorator[Any]:
         if (f.name in names if names is not None else f.name not in ("train_layers", "hidden"))
     ]
     decorators = [_setting_option(f.name, getattr(defaults, f.name)) for f in offered]
-    return _options(*decorators)
+    return grouped(*decorators)
 
 
 _SETTING_HELP = {
@@ -324,92 +336,7 @@ def _setting_option(name: str, default: Any) -> Decorator[Any]:
     )
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """How to read a labelled table: format, text column(s), label column, label separator."""
-
-    fmt: str | None
-    text_cols: tuple[str, ...]
-    label_col: str
-    label_sep: str | None
-    drop_empty: bool
-
-    def read(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
-        """Texts (or pairs) and labels of ``path``; multi-label splits on ``,`` by default."""
-        from featx.io import read_labelled
-
-        sep = "," if self.label_sep is None and multilabel else self.label_sep
-        return read_labelled(
-            path,
-            self.text_cols,
-            self.label_col,
-            fmt=self.fmt,
-            label_sep=sep,
-            drop_empty=self.drop_empty,
-        )
-
-    def read_dev(self, path: str, *, multilabel: bool = False) -> tuple[Any, list[Any] | None]:
-        """Like :meth:`read`, saying which file did not fit."""
-        try:
-            return self.read(path, multilabel=multilabel)
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"The dev set {path} does not fit: {err}") from err
-
-
-def data_options(command: F) -> F:
-    """--format, --text-col, --label-col, --label-sep and --drop-empty, as ``spec: DataSpec``."""
-
-    @functools.wraps(command)
-    def wrapper(
-        *args: Any,
-        fmt: str | None,
-        text_cols: tuple[str, ...],
-        label_col: str,
-        label_sep: str | None,
-        drop_empty: bool,
-        **kwargs: Any,
-    ) -> Any:
-        spec = DataSpec(fmt, text_cols, label_col, label_sep, drop_empty)
-        return command(*args, spec=spec, **kwargs)
-
-    tables = tuple(f for f in INPUT_FORMATS if f != "lines")
-    decorated = _options(
-        input_format(tables),
-        text_col(multiple=True),
-        click.option("--label-col", default="label", show_default=True, help="Target column."),
-        click.option(
-            "--label-sep",
-            help="Split labels on this string: a multi-label target (e.g. --label-sep ,).",
-        ),
-        drop_empty(),
-    )(wrapper)
-    return decorated
-
-
-def drop_empty() -> Decorator[Any]:
-    """--drop-empty: leave out records with an empty text instead of refusing the file."""
-    return click.option(
-        "--drop-empty",
-        is_flag=True,
-        help="Drop records whose text is empty or only whitespace (by default they are "
-        "refused, naming the file and line).",
-    )
-
-
-def data_file(name: str, help_text: str, *, required: bool = True) -> Decorator[Any]:
-    """--data / --dev: an existing file."""
-    return click.option(
-        name,
-        required=required,
-        type=click.Path(exists=True, dir_okay=False),
-        help=help_text,
-    )
-
-
-def _options(*decorators: Decorator[Any]) -> Decorator[Any]:
+def grouped(*decorators: Decorator[Any]) -> Decorator[Any]:
     """Apply several option decorators as one, in the order given (as written above)."""
 
     def apply(command: F) -> F:

@@ -115,6 +115,8 @@ class OnnxEncoder(TransformerEncoder):
         self._fast_inputs = set() if fast is None else {i.name for i in fast.get_inputs()}
         self.path: Path | None = None
         self.precision: str | None = None
+        self.graph_file: str | None = None  # the artifact's files behind the sessions
+        self.fast_graph_file: str | None = None
         self._reload_args: dict[str, Any] | None = None
 
     @classmethod
@@ -159,12 +161,7 @@ class OnnxEncoder(TransformerEncoder):
         chosen = choose_precision(encoder_section, precision, chosen_providers)
         default = spec.representation.updated(**representation)
 
-        def open_graph(file: str) -> ort.InferenceSession:
-            try:
-                graph = artifact.read(file)
-                return make_session(graph, providers=chosen_providers, threads=threads)
-            except (ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
-                raise ModelLoadError(f"Cannot load {file} of {artifact.path}: {err}") from err
+        open_graph = _graph_opener(artifact, chosen_providers, threads)
 
         try:
             tokenizer = Tokenizer.from_str(artifact.read("tokenizer.json").decode("utf-8"))
@@ -188,6 +185,8 @@ class OnnxEncoder(TransformerEncoder):
         )
         encoder.path = artifact.path
         encoder.precision = chosen.value
+        encoder.graph_file = full_file
+        encoder.fast_graph_file = fast_variant.file if fast_variant else None
         encoder._reload_args = {
             "precision": chosen.value,
             "providers": providers,
@@ -221,6 +220,15 @@ class OnnxEncoder(TransformerEncoder):
                     self._session = self._open_session()
         assert self._session is not None
         return self._session
+
+    def graphs_used(self, **representation: Any) -> set[str]:
+        """The graph file(s) an ``encode(texts, **representation)`` call runs."""
+        wanted = self.representation.updated(**representation)
+        if self.fast_graph_file is not None and _same_pooled(wanted, self.spec):
+            return {self.fast_graph_file}
+        if self.graph_file is None:
+            raise ValueError("This encoder was built from a session, not an artifact's graphs.")
+        return {self.graph_file}
 
     def pooled(
         self,
@@ -257,6 +265,27 @@ class OnnxEncoder(TransformerEncoder):
             f"OnnxEncoder(path={str(self.path)!r}, precision={self.precision!r}, "
             f"dim={self.dim}, pooling={self.representation.pooling.value!r})"
         )
+
+
+def _graph_opener(
+    artifact: Artifact, providers: list[str], threads: int | None
+) -> Callable[[str], ort.InferenceSession]:
+    """Opens one verified graph of ``artifact`` as a session; every failure says which."""
+
+    def open_graph(file: str) -> ort.InferenceSession:
+        if file not in artifact.manifest.files:  # a predictor saved with its graph only
+            raise ModelLoadError(
+                f"{artifact.path} keeps only the graph its model uses, not {file}, which "
+                "this call needs (other layers, poolings or token features). Embed with "
+                "the encoder artifact it was trained from, or save it with all_graphs=True."
+            )
+        try:
+            graph = artifact.read(file)
+            return make_session(graph, providers=providers, threads=threads)
+        except (ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as err:
+            raise ModelLoadError(f"Cannot load {file} of {artifact.path}: {err}") from err
+
+    return open_graph
 
 
 def _same_pooled(

@@ -171,7 +171,8 @@ def build_artifact(
         embedder = Embedder(str(encoder_dir)).fit(_as_input(columns))
         pipeline = Pipeline([("embed", embedder), ("head", head)])
         metrics = {"dev": report.get("dev_final", {}), "dev_gate": gate}
-        Predictor(pipeline, targets.task, targets.labels, metrics=metrics).save(out, force=force)
+        predictor = Predictor(pipeline, targets.task, targets.labels, metrics=metrics)
+        predictor.save(out, force=force, all_graphs=True)  # int8 runs on request: keep both
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Predictor.load(out)

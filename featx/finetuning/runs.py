@@ -53,7 +53,7 @@ class _Result:
     counts: dict[str, int]
 
 
-class _Runs:
+class Runs:
     """What every run of a search shares: the model folder, tokens, dev data, device."""
 
     def __init__(self, problem: Problem, start: Start, show_progress: bool | None) -> None:
@@ -140,7 +140,7 @@ def run(
     augment: Any,
 ) -> tuple[Predictor, dict[str, Any]]:
     """Train every setting of ``grid``, export the best run to ``out``; its report."""
-    runs = _Runs(problem, start, show_progress)
+    runs = Runs(problem, start, show_progress)
     results = [runs.one(settings) for settings in grid]
     best = results[0]
     for result in results[1:]:

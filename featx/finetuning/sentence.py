@@ -19,6 +19,8 @@ from featx.extras import require
 from featx.files import refuse_existing
 from featx.finetuning.settings import Settings, SettingsOptions, settings_grid
 
+METHODS = ("head", "contrastive")
+
 if TYPE_CHECKING:
     from typing import Unpack
 
@@ -46,6 +48,7 @@ def finetune(
     *,
     out: str | os.PathLike[str],
     model: str | os.PathLike[str] | None = None,
+    method: str = "head",
     dev: tuple[Any, Any] | None = None,
     task: Task | str | None = None,
     pooling: str | None = None,
@@ -66,6 +69,8 @@ def finetune(
         out: Where to write the artifact.
         model: A registry alias, a model folder, a hub id, or an artifact made by
             ``finetune`` (it keeps its Hugging Face folder); None: the default model.
+        method: ``"head"``: the head with the top layers; ``"contrastive"``: SetFit's
+            few-shot recipe, with its own defaults (:mod:`featx.finetuning.contrastive`).
         dev: ``(X_dev, y_dev)``: scored every epoch for early stopping, the best weights
             kept, the int8 gate checked; needed by ``param_grid``.
         task: Force ``binary``, ``multiclass``, ``multilabel`` or ``regression``.
@@ -97,20 +102,37 @@ def finetune(
     """
     from featx.finetuning.data import augmented, check_problem
 
-    started = time.perf_counter()
-    out_path = Path(out)
+    started, out_path = time.perf_counter(), Path(out)
     refuse_existing(out_path, force)
-    base = Settings(**settings)
+    base = _method_settings(method, dict(settings), param_grid)
     grid = settings_grid(base, param_grid)
     problem = check_problem(X, y, dev, task)
     if len(grid) > 1 and problem.dev_columns is None:
         raise ValueError("A search needs a dev set (dev=(X_dev, y_dev)) to choose by.")
-    if augment is not None:
-        problem = augmented(problem, augment, base.seed)
+    problem = problem if augment is None else augmented(problem, augment, base.seed)
     require("export", "featx.finetune")
+    from featx.finetuning.contrastive import run_contrastive
     from featx.finetuning.runs import Start, run
 
     start = Start(model, pooling, normalize, max_length, device)
-    predictor, report = run(problem, grid, start, out_path, force, show_progress, augment)
+    if method == "contrastive":
+        predictor, report = run_contrastive(problem, base, start, out_path, force, show_progress)
+    else:
+        predictor, report = run(problem, grid, start, out_path, force, show_progress, augment)
     report["total_seconds"] = round(time.perf_counter() - started, 2)
     return Finetuned(predictor, out_path, report)
+
+
+def _method_settings(
+    method: str, settings: dict[str, Any], param_grid: Mapping[str, Sequence[Any]] | None
+) -> Settings:
+    """The run's settings: the method's own defaults under what was given."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}. Valid values: {', '.join(METHODS)}.")
+    if method == "contrastive":
+        from featx.finetuning.contrastive import DEFAULTS
+
+        if param_grid:
+            raise ValueError("Contrastive fine-tuning takes one setting: drop param_grid.")
+        settings = {**DEFAULTS, **settings}
+    return Settings(**settings)

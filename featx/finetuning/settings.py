@@ -16,8 +16,8 @@ SCHEDULES = ("linear", "cosine", "constant")
 class Settings:
     """How to fine-tune (see :func:`featx.finetune` for each option)."""
 
-    train_layers: int | str = 2
-    epochs: int = 4
+    train_layers: int | str = "all"
+    epochs: int = 3
     lr: float = 1e-4
     head_lr: float | None = None
     layer_decay: float = 0.9

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from featx._version import __version__
 from featx.config import Autocast
+from featx.environment import progress_bar
 from featx.finetuning.model import TextModel, freeze, layer_groups, set_train_mode
 from featx.finetuning.settings import Settings
 
@@ -222,7 +223,7 @@ class Training:
         """Score dev data; keep the best weights; return whether training should stop."""
         scoring = time.perf_counter()
         self.model.eval()
-        with _autocast(self.device, self.dtype):
+        with autocast_context(self.device, self.dtype):
             result = {"step": self.step, "epoch": round(epoch, 3), **score()}
         self.history.evals.append(result)
         self.eval_seconds += time.perf_counter() - scoring
@@ -240,7 +241,7 @@ class Training:
         """Add the gradient of one batch; return its loss."""
         settings, device = self.settings, self.device
         targets = torch.as_tensor(self.train.targets[rows], device=device)
-        with _autocast(device, self.dtype):
+        with autocast_context(device, self.dtype):
             if self.cached is not None:
                 features = self.cached[torch.as_tensor(rows, device=device)]
             else:
@@ -282,8 +283,6 @@ class Training:
         show_progress: bool = False,
     ) -> History:
         """Train; ``score`` rates the dev set (higher is better under ``metric``)."""
-        from tqdm.auto import tqdm
-
         settings, model = self.settings, self.model
         started = time.perf_counter()
         model.eval()
@@ -295,7 +294,7 @@ class Training:
         for epoch in range(settings.epochs):
             batches = length_batches(lengths, settings.batch_size, self.rng)
             desc = f"epoch {epoch + 1}/{settings.epochs}"
-            bar = tqdm(total=len(batches), desc=desc, disable=not show_progress)
+            bar = progress_bar(show_progress, len(batches), desc, unit="batch")
             for i, rows in enumerate(batches):
                 loss = self.backward(rows)
                 bar.update()
@@ -353,7 +352,7 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k in wanted}
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
     """``torch.autocast`` for ``dtype``, or nothing for fp32."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
@@ -371,7 +370,7 @@ def _frozen_features(
     out = torch.empty(0)
     for start in range(0, len(order), 64):
         rows = order[start : start + 64]
-        with _autocast(device, dtype):
+        with autocast_context(device, dtype):
             features = model.features(*_feeds(feed, data, rows, device)).float()
         if not out.numel():
             out = torch.empty((len(data), features.shape[1]), device=device)

@@ -180,6 +180,27 @@ def test_bench_int8_smoke(real_artifact: Path, tmp_path: Path) -> None:
     assert all(r["texts_per_s_short"] > 0 and 0.5 < r["cos_mean_mixed"] <= 1.0001 for r in records)
 
 
+def test_bench_recipe_smoke(real_artifact: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench_recipe.jsonl"
+    proc = _run(
+        "bench_recipe.py", "--artifact", str(real_artifact), "--sets", "sst2", "--limit", "100",
+        "--out", str(out),
+    )  # fmt: skip
+    records = _records(out)
+    configs = [r["config"] for r in records]
+    assert configs == [
+        "featx train (auto recipe)",
+        "featx train --recipe fast",
+        "TF-IDF + logistic regression (C by CV)",
+    ]
+    auto = records[0]
+    assert auto["recipe"]["name"] == "auto" and auto["recipe"]["chosen"] in (
+        "embedding", "all-layers", "tfidf", "vote"
+    )  # fmt: skip
+    assert all(0 < r["test_accuracy"] <= 100 and r["seconds"] > 0 for r in records)
+    assert "the fast recipe's time" in proc.stdout
+
+
 def test_bench_sklearn_smoke(real_artifact: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench_sklearn.jsonl"
     proc = _run(
