@@ -86,10 +86,15 @@ def model_of(job: Job) -> Any:
     return model
 
 
-def _present(batch: pa.RecordBatch, text_col: str) -> tuple[list[str], list[int]]:
-    """The texts to run and their rows: null and empty texts are left out."""
+def _present(
+    batch: pa.RecordBatch, text_col: str, *, blank: bool = True
+) -> tuple[list[str], list[int]]:
+    """The texts to run and their rows: null, empty (and, unless ``blank``, blank) left out.
+
+    Rows left out get null; a predictor refuses whitespace-only texts, so predict drops them.
+    """
     texts = batch.column(text_col).to_pylist()
-    keep = [i for i, text in enumerate(texts) if text]
+    keep = [i for i, text in enumerate(texts) if text and (blank or text.strip())]
     return [texts[i] for i in keep], keep
 
 
@@ -156,7 +161,7 @@ def run_predict(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
     with_proba = len(job.out_cols) == 2
     for batch in batches:
         started = time.perf_counter()
-        texts, keep = _present(batch, job.text_col)
+        texts, keep = _present(batch, job.text_col, blank=False)
         labels: list[Any] = [None] * batch.num_rows
         probas: list[Any] = [None] * batch.num_rows
         n_cut = 0
