@@ -19,6 +19,7 @@ from featx.artifact.manifest import (
     Kind,
     Manifest,
     Origin,
+    QASection,
     TaggerSection,
     Variant,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Kind",
     "Manifest",
     "Origin",
+    "QASection",
     "TaggerSection",
     "Variant",
     "copy_encoder",

@@ -27,7 +27,7 @@ def describe(artifact: Artifact) -> list[str]:
     m = artifact.manifest
     lines = [f"artifact:   {artifact.path}", f"kind:       {m.kind.value}"]
     lines += _encoder(m)
-    lines += _head(artifact) + _tagger(artifact) + _finetune(artifact)
+    lines += _head(artifact) + _tagger(artifact) + _qa(artifact) + _finetune(artifact)
     lines.append(f"featx:      {m.featx_version}, created {m.created}")
     lines.append(f"checksums:  {len(m.files)} files verified")
     if PARITY_FILE in m.files:
@@ -106,6 +106,18 @@ def _tagger(artifact: Artifact) -> list[str]:
     ]
 
 
+def _qa(artifact: Artifact) -> list[str]:
+    qa = artifact.manifest.qa
+    if qa is None:
+        return []
+    dev = artifact.read_json(qa.metrics).get("dev") or {}
+    scores = f"; dev EM {dev['exact_match']:.2f}, F1 {dev['f1']:.2f}" if "f1" in dev else ""
+    return [
+        f"qa:         span head over the last layer; windows share {qa.stride} pieces, "
+        f"questions up to {qa.max_question} pieces, answers up to {qa.max_answer_length}" + scores
+    ]
+
+
 def _finetune(artifact: Artifact) -> list[str]:
     tuned = artifact.manifest.finetune
     if tuned is None:
@@ -118,7 +130,14 @@ def _finetune(artifact: Artifact) -> list[str]:
         f"{report['train_seconds']:.0f} s ({autocast}); HF folder {tuned.hf}/"
     ]
     gate = tuned.dev_gate or {}  # token fine-tuning has no head to gate
-    if gate.get("checked"):
+    if gate.get("checked") and "int8" in gate:  # question answering: EM and F1 of each graph
+        fp32, int8 = gate["fp32"], gate["int8"]
+        lines.append(
+            f"dev gate:   F1 fp32 {fp32['f1']:.2f}, int8 {int8['f1']:.2f}; EM fp32 "
+            f"{fp32['exact_match']:.2f}, int8 {int8['exact_match']:.2f} "
+            f"({'passed' if gate['passes'] else 'failed'})"
+        )
+    elif gate.get("checked"):
         lines.append(
             f"dev gate:   {gate['metric']} torch fp32 {gate['torch_fp32']:.2f}, "
             f"int8 {gate['onnx_int8']:.2f} ({'passed' if gate['passes'] else 'failed'})"

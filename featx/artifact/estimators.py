@@ -48,6 +48,13 @@ _TRAIN_HINT = {
     "--model {path} --data train.tsv --out MODEL",
     Kind.TAGGER: "is not a tagger. Train one with: featx train-ner --data train.txt --dev "
     "dev.txt --out MODEL",
+    Kind.QA: "is not a question answerer. Fine-tune one with featx.finetune_qa(questions, "
+    "model={path!r}, out=MODEL)",
+}
+_LOADERS = {
+    Kind.PREDICTOR: "featx.Predictor.load",
+    Kind.TAGGER: "featx.Tagger.load",
+    Kind.QA: "featx.Answerer.load",
 }
 
 
@@ -143,7 +150,7 @@ def open_trained(path: str | os.PathLike[str], kind: Kind) -> Artifact:
         found = artifact.manifest.kind
         if found is Kind.ENCODER:
             raise ModelLoadError(f"{artifact.path} " + _TRAIN_HINT[kind].format(path=artifact.path))
-        loader = "featx.Tagger.load" if found is Kind.TAGGER else "featx.Predictor.load"
+        loader = _LOADERS[found]
         raise ModelLoadError(
             f"{artifact.path} is a {found.value}, not a {kind.value}: load it with {loader}."
         )

@@ -1,9 +1,10 @@
 """The manifest (``featx.json``): what an artifact is and what it holds, as typed records.
 
 A :class:`Kind` is an artifact's top capability: an ``encoder`` embeds texts, a
-``predictor`` adds a head over texts, a ``tagger`` a named-entity tagger over words (both
-still embed). Each part has a frozen section: :class:`EncoderSection`, :class:`HeadSection`,
-:class:`TaggerSection`, :class:`FinetuneSection`.
+``predictor`` adds a head over texts, a ``tagger`` a named-entity tagger over words, a
+``qa`` an extractive question answerer (all still embed). Each part has a frozen section:
+:class:`EncoderSection`, :class:`HeadSection`, :class:`TaggerSection`, :class:`QASection`,
+:class:`FinetuneSection`.
 
 Format 2 (featx 0.2) writes ``kind`` and the sections under their own keys. Format 1
 (featx 0.1) kept the encoder's keys at the top level and named the head ``predictor``;
@@ -18,17 +19,17 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from featx.artifact.sections import (
+    HeadSection,
+    QASection,
+    TaggerSection,
+)
 from featx.config import Exporter, ModelSpec, Precision, parse_enum
 from featx.errors import ModelLoadError
 
 MANIFEST = "featx.json"
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
-# Files of a trained artifact beside its encoder's.
-HEAD_FILE = "head.skops"
-TAGGER_FILE = "tagger.skops"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
 MEMBERS_DIR = "encoders"  # further encoders of a union or an ensemble: encoders/1, ...
 TOKENIZER_FILE = "tokenizer.json"
 PARITY_FILE = "parity.json"  # every graph against the reference, the gate, the choice
@@ -52,6 +53,7 @@ class Kind(str, Enum):
     ENCODER = "encoder"
     PREDICTOR = "predictor"
     TAGGER = "tagger"
+    QA = "qa"
 
 
 def _frozen(mapping: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
@@ -142,50 +144,6 @@ class EncoderSection:
 
 
 @dataclass(frozen=True)
-class HeadSection:
-    """A trained head over texts (a predictor).
-
-    Attributes:
-        task: ``binary``, ``multiclass``, ``multilabel`` or ``regression``.
-        estimator: The class name of the final estimator.
-        file: The skops file of the fitted estimator.
-        labels: The JSON file with the task and the label names.
-        metrics: The JSON file with search and validation metrics.
-        encoders: The folders of the encoders the estimator embeds with (``.`` is the root).
-    """
-
-    task: str
-    estimator: str
-    file: str = HEAD_FILE
-    labels: str = LABELS_FILE
-    metrics: str = METRICS_FILE
-    encoders: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "encoders", tuple(self.encoders))
-
-
-@dataclass(frozen=True)
-class TaggerSection:
-    """A named-entity tagger over the root encoder's word vectors.
-
-    Attributes:
-        entity_types: The entity labels it finds.
-        file: The skops file of the feature extractor and the CRF.
-        labels: The JSON file with the IOB2 tags in the CRF's order.
-        metrics: The JSON file with settings and dev scores.
-    """
-
-    entity_types: tuple[str, ...]
-    file: str = TAGGER_FILE
-    labels: str = LABELS_FILE
-    metrics: str = METRICS_FILE
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "entity_types", tuple(self.entity_types))
-
-
-@dataclass(frozen=True)
 class FinetuneSection:
     """A fine-tuned encoder: its report, its Hugging Face folder and its dev gate.
 
@@ -215,6 +173,7 @@ class Manifest:
         encoder: The root encoder's graphs (None for a head over an in-memory encoder).
         head: The trained head (predictors).
         tagger: The tagger (taggers).
+        qa: The span head (question answerers).
         finetune: The fine-tuning of the root encoder, if it was fine-tuned.
         files: Every file but the manifest, by relative path.
     """
@@ -227,6 +186,7 @@ class Manifest:
     encoder: EncoderSection | None = None
     head: HeadSection | None = None
     tagger: TaggerSection | None = None
+    qa: QASection | None = None
     finetune: FinetuneSection | None = None
     files: Mapping[str, FileEntry] = field(default_factory=dict)
 
@@ -239,6 +199,7 @@ class Manifest:
             Kind.ENCODER: ("encoder",),
             Kind.PREDICTOR: ("head",),
             Kind.TAGGER: ("tagger", "encoder"),
+            Kind.QA: ("qa", "encoder"),
         }[self.kind]
         missing = [name for name in needs if getattr(self, name) is None]
         if missing:
@@ -250,6 +211,8 @@ class Manifest:
 
     def trained_files(self) -> set[str]:
         """The files of the head or tagger (not of the root encoder)."""
+        if self.qa is not None:
+            return {self.qa.file, self.qa.metrics}
         section = self.head or self.tagger
         return set() if section is None else {section.file, section.labels, section.metrics}
 
@@ -266,7 +229,7 @@ class Manifest:
         if self.model is not None and self.encoder is not None:
             out["model"] = self.model.to_dict()
             out["encoder"] = _encoder_dict(self.encoder)
-        for name in ("head", "tagger", "finetune"):
+        for name in ("head", "tagger", "qa", "finetune"):
             section = getattr(self, name)
             if section is not None:
                 out[name] = _plain(section)
@@ -355,12 +318,13 @@ def _finetune(data: Mapping[str, Any] | None) -> FinetuneSection | None:
 
 
 def _from_v2(data: Mapping[str, Any]) -> Manifest:
-    head, tagger = data.get("head"), data.get("tagger")
+    head, tagger, qa = data.get("head"), data.get("tagger"), data.get("qa")
     return Manifest(
         kind=data["kind"],
         encoder=_encoder(data["encoder"]) if "encoder" in data else None,
         head=None if head is None else HeadSection(**head),
         tagger=None if tagger is None else TaggerSection(**tagger),
+        qa=None if qa is None else QASection(**qa),
         finetune=_finetune(data.get("finetune")),
         **_common(data),
     )

@@ -138,8 +138,15 @@ def loss_of(out: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor
 
     Cross-entropy for one label (targets as class indices or, after mixup, as
     distributions), binary cross-entropy for multi-label, mean squared error for
-    regression, and per-piece cross-entropy for token tags (``-100`` is ignored).
+    regression, per-piece cross-entropy for token tags (``-100`` is ignored), and for
+    answer spans the mean of the start and end cross-entropies over the pieces.
     """
+    if task == "spans":  # (batch, pieces, 2) start/end logits against (batch, 2) pieces
+        start, end = out.unbind(-1)
+        return (
+            torch.nn.functional.cross_entropy(start, targets[:, 0])
+            + torch.nn.functional.cross_entropy(end, targets[:, 1])
+        ) / 2
     if task == "tokens":  # (batch, pieces, tags) against padded tags, -100 where no word starts
         targets = targets[:, : out.shape[1]]
         return torch.nn.functional.cross_entropy(out.flatten(0, 1), targets.flatten())
@@ -179,7 +186,8 @@ class Training:
         model: The model; its trainable parameters are set by ``settings.train_layers``.
         train: Tokenised training data.
         settings: Optimisation settings.
-        task: ``binary``, ``multiclass``, ``multilabel``, ``regression`` or ``tokens``.
+        task: ``binary``, ``multiclass``, ``multilabel``, ``regression``, ``tokens`` or
+            ``spans``.
         n_out: Width of the head's output.
         num_layers: Transformer layers of the encoder.
         feed: Pads a list of windows into the model's input tensors.
