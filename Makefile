@@ -2,7 +2,7 @@
 PYTHON ?= python
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: help install fix lint typecheck test test-fast test-optimum check bench bench-finetune bench-ner
+.PHONY: help install fix lint typecheck test test-fast test-optimum check bench bench-finetune bench-ner bench-qa
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,9 @@ bench:  ## speed vs sentence-transformers, STS-B/SST-2 quality, heads (idle mach
 
 bench-finetune:  ## SST-2 fine-tuning: layers curve, bf16 vs fp32, low data (~45 min)
 	$(PYTHON) benchmarks/bench_finetune.py
+
+bench-qa:  ## SQuAD v1.1: fine-tune the default model, dev EM/F1, int8, speed vs torch (~1 h)
+	$(PYTHON) benchmarks/bench_qa.py
 
 bench-ner:  ## CoNLL-2003 NER: frozen CRF tagger, fine-tuned, ONNX = torch word vectors (~30 min)
 	$(PYTHON) benchmarks/bench_ner.py

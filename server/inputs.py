@@ -141,3 +141,61 @@ def words(value: Any, param: str) -> list[list[str]]:
                 param,
             )
     return value
+
+
+def qa_pairs(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(question, context) pairs: ``question`` and ``context``, or ``pairs`` of both."""
+    if ("pairs" in body) == ("question" in body or "context" in body):
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "Send either 'question' and 'context' (one pair) or 'pairs': a list of "
+            "{'question': ..., 'context': ...} objects.",
+            "pairs",
+        )
+    if "pairs" not in body:
+        items: Any = [{"question": body.get("question"), "context": body.get("context")}]
+        names = ["question", "context"]
+    else:
+        items = body["pairs"]
+        if not isinstance(items, list) or not items:
+            raise ApiError(
+                400, "invalid_request_error", "'pairs' must be a non-empty list.", "pairs"
+            )
+        names = [f"pairs[{i}]" for i in range(len(items))]
+    if len(items) > current_app.config["MAX_TEXTS"]:
+        limit = current_app.config["MAX_TEXTS"]
+        raise ApiError(
+            422, "invalid_request_error", f"'pairs' has {len(items)} pairs; the limit is {limit}.",
+            "pairs",
+        )  # fmt: skip
+    out = []
+    for i, item in enumerate(items):
+        where = names[i] if "pairs" in body else ""
+        if not isinstance(item, dict):
+            raise ApiError(400, "invalid_request_error", f"'{where}' must be an object.", "pairs")
+        pair = []
+        for key in ("question", "context"):
+            param = f"{where}.{key}" if where else key
+            pair.append(_one_text(item.get(key), param))
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _one_text(value: Any, param: str) -> str:
+    """One question or context: a string (400), within MAX_CHARS and not blank (422)."""
+    if not isinstance(value, str):
+        what = "missing" if value is None else f"{type(value).__name__}, not a string"
+        raise ApiError(400, "invalid_request_error", f"'{param}' is {what}.", param)
+    limit = current_app.config["MAX_CHARS"]
+    if len(value) > limit:
+        raise ApiError(
+            422, "invalid_request_error",
+            f"'{param}' has {len(value)} characters; the limit is {limit}.", param,
+        )  # fmt: skip
+    if not value.strip():
+        raise ApiError(
+            422, "invalid_request_error",
+            f"'{param}' is empty or only whitespace: a question needs both texts.", param,
+        )  # fmt: skip
+    return value

@@ -1,4 +1,4 @@
-"""The models a server serves: encoders (with their micro-batchers), trained heads, taggers."""
+"""The models a server serves: encoders (with their micro-batchers), heads, taggers, QA."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class ServedModel:
     batcher: MicroBatcher | None
     timeout_s: float
     tagger: Any = None  # a featx.tagging.Tagger for named-entity taggers, else None
+    answerer: Any = None  # a featx.qa.Answerer for question answerers, else None
 
     @property
     def dim(self) -> int:
@@ -70,6 +71,8 @@ class ServedModel:
             info["task"] = "ner"
             info["labels"] = self.tagger.labels
             info["entity_types"] = self.tagger.entity_types
+        if self.answerer is not None:
+            info["task"] = "qa"
         return info
 
 
@@ -90,7 +93,7 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
             opened = Artifact.open(artifact)
             opened.verify_all()
             kind = opened.manifest.kind
-        predictor = tagger = None
+        predictor = tagger = answerer = None
         if artifact is not None and kind is Kind.PREDICTOR:
             # Only a trained artifact pays for scikit-learn and skops (~350 MB, ~2.5 s).
             from featx.predictor import Predictor
@@ -103,6 +106,10 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
             # Tag with the encoder loaded above: one ONNX session per model, with the
             # configured threads and precision, instead of a second one of its own.
             tagger.embedder.model = encoder
+        if artifact is not None and kind is Kind.QA:
+            from featx.qa import Answerer
+
+            answerer = Answerer.load(artifact, encoder=encoder)  # the same ONNX session
         batcher = None
         if config["BATCHING"]:
             batcher = MicroBatcher(
@@ -115,7 +122,14 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
                 on_queue=metrics.queue_depth.set,
             )
         models[name] = ServedModel(
-            name, str(source), encoder, predictor, batcher, config["REQUEST_TIMEOUT_S"], tagger
+            name,
+            str(source),
+            encoder,
+            predictor,
+            batcher,
+            config["REQUEST_TIMEOUT_S"],
+            tagger,
+            answerer,
         )
         logger.info("serving %s from %s (dim %d)", name, source, encoder.dim)
     return models

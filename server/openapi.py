@@ -267,6 +267,65 @@ def _ner_request(texts: dict[str, Any], config: Any) -> dict[str, Any]:
     }
 
 
+def _qa_request(config: Any) -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "maxLength": config["MAX_CHARS"],
+            "pattern": NOT_BLANK}  # fmt: skip
+    pair = {
+        "type": "object",
+        "required": ["question", "context"],
+        "properties": {"question": text, "context": text},
+    }
+    return {
+        "type": "object",
+        "description": "One pair ('question' and 'context') or several ('pairs').",
+        "oneOf": [
+            {"required": ["question", "context"], "not": {"required": ["pairs"]}},
+            {
+                "required": ["pairs"],
+                "not": {"anyOf": [{"required": ["question"]}, {"required": ["context"]}]},
+            },
+        ],
+        "properties": {
+            "model": {
+                "type": ["string", "null"],
+                "description": "A served question answerer (task 'qa'); omitted or null: the "
+                "first one.",
+            },
+            "question": text,
+            "context": text,
+            "pairs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": config["MAX_TEXTS"],
+                "items": pair,
+            },  # fmt: skip
+        },
+    }
+
+
+_QA_RESPONSE = {
+    "type": "object",
+    "required": ["model", "answers"],
+    "properties": {
+        "model": {"type": "string"},
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "answer", "score", "start", "end"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "answer": {"type": "string", "description": "context[start:end]"},
+                    "score": {"type": "number", "description": "Span probability."},
+                    "start": {"type": "integer", "minimum": 0},
+                    "end": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
+
+
 def spec(config: Any) -> dict[str, Any]:
     """The document, with this server's limits in the schemas."""
     texts = {**_TEXTS, "maxItems": config["MAX_TEXTS"]}
@@ -303,6 +362,11 @@ def spec(config: Any) -> dict[str, Any]:
                 "Named entities with character offsets, from a tagger (featx train-ner)",
                 _ner_request(texts, config),
                 _NER_RESPONSE,
+            ),
+            "/qa": _post(
+                "Extractive answers: spans of each context (featx finetune-qa)",
+                _qa_request(config),
+                _QA_RESPONSE,
             ),
             "/v1/models": _get("Served models", _json(_MODELS)),
             "/healthz": _get("Liveness (never needs a key)", _json(_STATUS), auth=False),

@@ -243,6 +243,42 @@ def ner() -> Response:
     )
 
 
+def _qa_model(name: Any) -> ServedModel:
+    """The named model, which must answer questions; omitted or null: the first that does."""
+    hint = "fine-tune one with `featx finetune-qa` and serve that artifact."
+    if name is None:
+        answerers = [m for m in _models().values() if m.answerer is not None]
+        if not answerers:
+            raise ApiError(
+                400, "invalid_request_error", f"No served model answers questions; {hint}",
+                "model",
+            )  # fmt: skip
+        return answerers[0]
+    model = _model(name)
+    if model.answerer is None:
+        raise ApiError(
+            400, "invalid_request_error", f"Model {model.name!r} does not answer questions; "
+            f"{hint}", "model",
+        )  # fmt: skip
+    return model
+
+
+@bp.post("/qa")
+def answer() -> Response:
+    """Extractive answers (spans of each context, with a score), from ``featx finetune-qa``."""
+    body = inputs.json_body()
+    model = _qa_model(body.get("model"))
+    pairs = inputs.qa_pairs(body)
+    spans = model.answerer.answer_batch(pairs)
+    current_app.extensions["featx_metrics"].texts.labels(model.name).inc(len(pairs))
+    return jsonify(
+        {
+            "model": model.name,
+            "answers": [{"index": i, **span.to_dict()} for i, span in enumerate(spans)],
+        }
+    )
+
+
 @bp.get("/v1/models")
 def list_models() -> Response:
     """Served models, OpenAI-style, with dim, task and labels."""

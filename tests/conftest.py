@@ -235,3 +235,33 @@ def real_artifact(featx_cache: Path) -> Path:
     encoder = featx.load("minilm")
     assert encoder.path is not None and encoder.path.parent == featx_cache
     return encoder.path
+
+
+def toy_questions(n: int) -> list:
+    """``n`` SQuAD-style questions a tiny model learns in seconds: a thing's colour."""
+    from featx.qa import Answer, Question
+
+    colours, things = ["red", "green", "blue", "black"], ["fox", "dog", "car", "film", "market"]
+    out = []
+    for i in range(n):
+        colour, thing = colours[i % 4], things[i % 5]
+        context = f"the quick {thing} is {colour} and the lazy dog is slow"
+        start = context.index(" is ") + 4
+        out.append(
+            Question(f"q{i}", f"what color is the {thing}?", context, (Answer(colour, start),))
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_artifact(
+    tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A question answerer fine-tuned from the tiny BERT on :func:`toy_questions`."""
+    from featx import qa
+
+    out = tmp_path_factory.mktemp("tiny-qa") / "qa"
+    train = toy_questions(40)
+    qa.finetune(train, model=tiny_model_dirs["bert"], out=out, dev=train[:8], epochs=30,
+                lr=1e-3, batch_size=8, show_progress=False)  # fmt: skip
+    return out

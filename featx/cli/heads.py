@@ -146,6 +146,9 @@ def predict(
     """Predict labels (and probabilities) or scores for texts with a trained ARTIFACT.
 
     With a tagger (``featx train-ner``): the entities of each text, with character offsets.
+    With a question answerer (``featx finetune-qa``): the answer to each record's question
+    (columns question and context, or --text-col twice; SQuAD JSON too), with its score
+    and its characters start:end in the context.
     CoNLL input (``--format conll``, taggers only) is one word per line, blank lines
     between sentences. An empty text is refused (naming its line) unless --drop-empty;
     each output's index then counts the kept records.
@@ -158,6 +161,10 @@ def predict(
     kind = Artifact.open(artifact).manifest.kind
     if kind is Kind.TAGGER:
         rows = _entities(artifact, input_path, fmt, text_cols, drop_empty)
+    elif kind is Kind.QA:
+        from featx.cli import qa
+
+        rows = qa.answers(artifact, input_path, fmt, text_cols, drop_empty)
     else:
         if fmt == "conll":
             raise ValueError("--format conll is for taggers (featx train-ner); this is not one.")
@@ -221,6 +228,7 @@ def _entities(
 )
 @click.option("--no-report", is_flag=True, help="Print the metrics only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--records", help="Question answering: write per-question records to this file.")
 @options.force()
 @friendly_errors
 def evaluate(
@@ -230,16 +238,26 @@ def evaluate(
     report_dir: str,
     no_report: bool,
     as_json: bool,
+    records: str | None,
     force: bool,
 ) -> None:
     """Score a trained ARTIFACT on labelled DATA and write a report with plots.
 
     A tagger (``featx train-ner``) is scored on CoNLL or JSONL-span DATA: entity-level
-    precision, recall and F1 per type (conlleval semantics); no plots.
+    precision, recall and F1 per type (conlleval semantics); no plots. A question
+    answerer (``featx finetune-qa``) on SQuAD DATA: exact match and F1 (the official
+    v1.1 metric).
     """
     from featx.artifact import Artifact, Kind
 
-    if Artifact.open(artifact).manifest.kind is Kind.TAGGER:
+    kind = Artifact.open(artifact).manifest.kind
+    if kind is Kind.QA:
+        from featx.cli import qa
+
+        options.refuse_existing(records, force)
+        qa.evaluate(artifact, data, as_json, records)
+        return
+    if kind is Kind.TAGGER:
         from featx.tagging import Tagger, read_sentences
         from featx.tagging.tags import format_scores
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from featx.cli import encode, finetune, heads, ner, serve, spark
+from featx.cli import encode, finetune, heads, ner, qa, serve, spark
 from featx.errors import DroppedRecordsWarning, TruncationWarning
 
 
@@ -46,6 +46,7 @@ for _command in (
     heads.predict,
     heads.evaluate,
     finetune.finetune,
+    qa.finetune_qa,
     ner.train_ner,
     serve.serve,
     spark.spark_embed,

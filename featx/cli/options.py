@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from enum import Enum
 from typing import Any, TypeVar
@@ -288,23 +288,26 @@ def search() -> Decorator[Any]:
     )
 
 
-def finetune_settings(names: tuple[str, ...] | None = None) -> Decorator[Any]:
+def finetune_settings(
+    names: tuple[str, ...] | None = None, defaults: Mapping[str, Any] | None = None
+) -> Decorator[Any]:
     """The fine-tuning settings (:class:`featx.finetuning.Settings`) as options.
 
     Each defaults to None, which leaves the setting's own default (shown in the help).
 
     Args:
         names: The settings to offer; None: all but ``train_layers`` and ``hidden``.
+        defaults: The command's own defaults over Settings' (shown in the help).
     """
     from featx.finetuning.settings import Settings
 
-    defaults = Settings()
+    shown = Settings(**(defaults or {}))
     offered = [
         f
         for f in fields(Settings)
         if (f.name in names if names is not None else f.name not in ("train_layers", "hidden"))
     ]
-    decorators = [_setting_option(f.name, getattr(defaults, f.name)) for f in offered]
+    decorators = [_setting_option(f.name, getattr(shown, f.name)) for f in offered]
     return grouped(*decorators)
 
 

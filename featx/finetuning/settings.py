@@ -106,6 +106,10 @@ class SettingsOptions(TrainingOptions, total=False):
     train_layers: int | str
 
 
+# Question answering's defaults over Settings' (BERT's SQuAD recipe at this model size):
+# the whole encoder, lr 1e-4, batches of 32 windows, one epoch of warmup and linear decay.
+QA_DEFAULTS: dict[str, Any] = {"train_layers": "all", "lr": 1e-4, "batch_size": 32, "epochs": 1}
+
 # What a search may vary: any Settings field.
 SEARCHABLE = tuple(f.name for f in fields(Settings))
 

@@ -38,7 +38,7 @@ from featx.files import refuse_existing, write_json_atomic
 from featx.finetuning.export import export_encoder, seal_finetuned
 from featx.finetuning.gate import MAX_INT8_LOSS
 from featx.finetuning.model import Head
-from featx.finetuning.settings import Settings, SettingsOptions
+from featx.finetuning.settings import QA_DEFAULTS, Settings, SettingsOptions
 from featx.finetuning.setup import starting_point, torch_device
 from featx.finetuning.trainer import Data, Training, run_report
 from featx.qa.answerer import Answerer, span_logits, window_feed
@@ -52,9 +52,6 @@ if TYPE_CHECKING:
     from typing import Unpack
 
 logger = logging.getLogger(__name__)
-# The standard recipe (BERT's SQuAD fine-tuning, at this model size): the whole encoder,
-# lr 1e-4, batches of 32 windows, one epoch of 10 % warmup and linear decay.
-DEFAULTS: dict[str, Any] = {"train_layers": "all", "lr": 1e-4, "batch_size": 32, "epochs": 1}
 N_CALIBRATION = 256
 N_PROBES = 64
 
@@ -111,7 +108,8 @@ def finetune_qa(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         force: Replace an existing artifact at ``out``.
         show_progress: Progress bars; None shows them on a terminal (logs otherwise).
-        **settings: :class:`~featx.finetuning.Settings`; the defaults are :data:`DEFAULTS`.
+        **settings: :class:`~featx.finetuning.Settings`, over the defaults
+            :data:`~featx.finetuning.settings.QA_DEFAULTS`.
 
     Returns:
         The saved answerer, loaded back.
@@ -167,8 +165,8 @@ def finetune_qa(
 def _checked(
     questions: Sequence[Question], dev: Sequence[Question] | None, settings: Any
 ) -> Settings:
-    """The run's settings over :data:`DEFAULTS`, once the questions are known to be usable."""
-    chosen = Settings(**{**DEFAULTS, **settings})
+    """The run's settings over ``QA_DEFAULTS``, once the questions are known to be usable."""
+    chosen = Settings(**{**QA_DEFAULTS, **settings})
     if chosen.train_layers == 0 or chosen.mixup or chosen.lora or chosen.hidden:
         raise ValueError(
             "Question answering trains encoder layers with a linear span head: give "

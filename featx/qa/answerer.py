@@ -93,8 +93,12 @@ class Answerer:
         *,
         precision: str | None = None,
         threads: int | None = None,
+        encoder: OnnxEncoder | None = None,
     ) -> Answerer:
         """Load a ``qa`` artifact, checking every file it reads.
+
+        ``encoder`` is the artifact's own encoder already loaded (a server's one session);
+        by default it is loaded here with ``precision`` and ``threads``.
 
         Raises:
             ModelLoadError: If it is not a question answerer, or its head is malformed.
@@ -106,7 +110,8 @@ class Answerer:
         section = artifact.manifest.qa
         assert section is not None  # a qa manifest has its qa section
         weight, bias = _read_head(artifact, section)
-        encoder = OnnxEncoder.from_dir(artifact.path, precision=precision, threads=threads)
+        if encoder is None:
+            encoder = OnnxEncoder.from_dir(artifact.path, precision=precision, threads=threads)
         if weight.shape != (encoder.dim, 2) or bias.shape != (2,):
             raise ModelLoadError(
                 f"{artifact.path}: the span head is {weight.shape}, not ({encoder.dim}, 2)."

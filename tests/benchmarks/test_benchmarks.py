@@ -403,3 +403,24 @@ def test_bench_traffic_smoke(real_artifact: Path, tmp_path: Path) -> None:
     assert soak["valid_errors"] == 0 and soak["server_5xx"] == 0
     assert soak["counts"]["valid_ok"] > 0 and soak["counts"]["bad_422"] > 0
     assert "| flood |" in proc.stdout
+
+
+def test_bench_qa_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench_qa.jsonl"
+    proc = _run(
+        "bench_qa.py", "--train-limit", "48", "--dev-limit", "24", "--gate-dev", "12",
+        "--speed-questions", "12", "--out", str(out),
+    )  # fmt: skip
+    records = _records(out)
+    assert [r["config"] for r in records] == [
+        "train_layers=all",
+        "transformers AutoModelForQuestionAnswering (torch fp32)",
+        "featx fp32",
+        "featx int8",
+    ]
+    tuned = records[0]
+    assert 0 <= tuned["f1"] <= 100 and tuned["train_seconds"] > 0
+    assert tuned["windows"]["questions"] == 48 and tuned["dev_gate"]["checked"]
+    featx_fp32 = records[2]
+    assert featx_fp32["same_answer"] >= 75 and featx_fp32["ratio_vs_torch"] > 0
+    assert "| speed | featx int8 |" in proc.stdout

@@ -12,28 +12,15 @@ from featx.errors import ModelLoadError
 from featx.qa import Answer, Answerer, Question
 
 pytest.importorskip("torch")
+from conftest import toy_questions  # noqa: E402
+
 from featx.qa import finetune  # noqa: E402  (needs torch)
-
-COLOURS = ["red", "green", "blue", "black"]
-THINGS = ["fox", "dog", "car", "film", "market"]
-
-
-def _questions(n: int) -> list[Question]:
-    out = []
-    for i in range(n):
-        colour, thing = COLOURS[i % 4], THINGS[i % 5]
-        context = f"the quick {thing} is {colour} and the lazy dog is slow"
-        start = context.index(" is ") + 4
-        out.append(
-            Question(str(i), f"what color is the {thing}?", context, (Answer(colour, start),))
-        )
-    return out
 
 
 def test_every_family_learns_to_answer_and_saves_a_qa_artifact(
     tiny_model_dirs: dict[str, Path], family: str, tmp_path: Path
 ) -> None:
-    train = _questions(40)
+    train = toy_questions(40)
     answerer = finetune(
         train,
         model=tiny_model_dirs[family],
@@ -70,7 +57,7 @@ def test_without_dev_fp32_is_the_default_and_the_window_report_is_kept(
         "long", "what color is the fox?", "the fox is red. " + "words " * 200, (Answer("red", 11),)
     )
     answerer = finetune(
-        [*_questions(8), long],
+        [*toy_questions(8), long],
         model=tiny_model_dirs["bert"],
         out=tmp_path / "qa",
         epochs=1,
@@ -92,7 +79,7 @@ def test_bad_input_is_refused_before_any_work(
     with pytest.raises(ValueError, match="not a featx.qa.Question"):
         finetune([("q?", "ctx")], model=model, out=tmp_path / "a")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="train_layers > 0"):
-        finetune(_questions(2), model=model, out=tmp_path / "a", train_layers=0)
+        finetune(toy_questions(2), model=model, out=tmp_path / "a", train_layers=0)
     with pytest.raises(ModelLoadError, match="not a question answerer"):
         Answerer.load(tiny_artifacts["bert"])
     assert not (tmp_path / "a").exists()
@@ -100,7 +87,7 @@ def test_bad_input_is_refused_before_any_work(
 
 def test_answer_batch_refuses_bad_pairs(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     answerer = finetune(
-        _questions(4),
+        toy_questions(4),
         model=tiny_model_dirs["distilbert"],
         out=tmp_path / "qa",
         epochs=1,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -59,13 +60,23 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture()
 def server(real_artifact, tmp_path):
     """The base URL of `featx serve` on a free loopback port; stopped however the test ends."""
+    yield from _serve(real_artifact, tmp_path)
+
+
+@pytest.fixture()
+def qa_server(tiny_qa_artifact, tmp_path):
+    """The same, serving a (tiny) question answerer."""
+    yield from _serve(tiny_qa_artifact, tmp_path)
+
+
+def _serve(artifact, tmp_path):
     featx = Path(sys.executable).parent / "featx"
     assert featx.exists(), f"no featx console script next to {sys.executable}"
     log_path = tmp_path / "server.log"
     for _attempt in range(3):  # another process may take the free port before gunicorn binds
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [str(featx), "serve", f"{MODEL}={real_artifact}", "--port", str(port)]
+        command = [str(featx), "serve", f"{MODEL}={artifact}", "--port", str(port)]
         # Output goes to a file, not a pipe that nobody reads and that would fill and block.
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -127,13 +138,10 @@ class _Page(HTMLParser):
             self.status += data
 
 
-def test_the_playground_draws_the_heat_map_in_chromium(request, tmp_path):
+def _chromium_dom(url: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """The DOM of ``url`` once its script ran, dumped by headless Chromium."""
     chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(
-            "Chromium is not installed; this test needs it: `apt-get install chromium` (Debian)."
-        )
-    server = request.getfixturevalue("server")  # only now: without Chromium, fail at once
+    assert chromium is not None
     command = [
         chromium,
         "--headless",
@@ -144,11 +152,24 @@ def test_the_playground_draws_the_heat_map_in_chromium(request, tmp_path):
         # Let the page's fetches and script run (virtual time) before dumping the DOM.
         "--virtual-time-budget=10000",
         "--dump-dom",
-        f"{server}/?run",
+        url,
     ]
-    done = subprocess.run(
+    return subprocess.run(
         command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=False
     )
+
+
+def _need_chromium() -> None:
+    if shutil.which("chromium") is None:
+        pytest.fail(
+            "Chromium is not installed; this test needs it: `apt-get install chromium` (Debian)."
+        )
+
+
+def test_the_playground_draws_the_heat_map_in_chromium(request, tmp_path):
+    _need_chromium()
+    server = request.getfixturevalue("server")  # only now: without Chromium, fail at once
+    done = _chromium_dom(f"{server}/?run", tmp_path)
     page = _Page()
     page.feed(done.stdout)
     context = f"exit code {done.returncode}; Chromium's stderr:\n{done.stderr[-3000:]}"
@@ -165,3 +186,16 @@ def test_the_playground_draws_the_heat_map_in_chromium(request, tmp_path):
     # Samples 1 and 2 paraphrase each other (guitar); sample 3 is about the stock market.
     assert sims[0][1] > 0.8
     assert sims[0][2] < 0.3
+
+
+def test_the_playground_answers_a_question_in_chromium(request, tmp_path):
+    _need_chromium()
+    server = request.getfixturevalue("qa_server")
+    query = urllib.parse.urlencode(
+        {"run": "qa", "question": "what color is the car?",
+         "context": "the quick car is green and the lazy dog is slow"}
+    )  # fmt: skip
+    done = _chromium_dom(f"{server}/?{query}", tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '<b id="qa-answer">green</b>' in done.stdout, done.stdout[-3000:]
+    assert "<mark>green</mark>" in done.stdout

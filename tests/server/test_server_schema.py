@@ -46,7 +46,11 @@ CONFIG = SchemathesisConfig.from_dict(
                 "checks": {
                     "positive_data_acceptance": {"expected-statuses": ["2xx", 401, 404, 422]}
                 },
-            }
+            },
+            {  # a random model name is not a served one: 404
+                "include-path": "/qa",
+                "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 401, 404]}},
+            },
         ],
     }
 )
@@ -54,7 +58,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
 
 @pytest.fixture(scope="module")
-def app(real_artifact, tmp_path_factory, shared_data):
+def app(real_artifact, tiny_qa_artifact, tmp_path_factory, shared_data):
     texts = ["a great movie", "a terrible film", "i love it", "i hate it"] * 3
     labels = ["pos", "neg", "pos", "neg"] * 3
     folder = tmp_path_factory.mktemp("schema")
@@ -71,7 +75,12 @@ def app(real_artifact, tmp_path_factory, shared_data):
     )
     # The first model is the default: a head, so that POST /predict can answer 200; POST /ner
     # without a model uses the first tagger.
-    models = {"sentiment": str(sentiment), "minilm": str(real_artifact), "ner": str(folder / "ner")}
+    models = {
+        "sentiment": str(sentiment),
+        "minilm": str(real_artifact),
+        "ner": str(folder / "ner"),
+        "qa": str(tiny_qa_artifact),  # POST /qa without a model uses it
+    }
     return create_app({"TESTING": True, "MODELS": models, **LIMITS})
 
 
@@ -94,10 +103,10 @@ def test_the_schema_calls_blank_exactly_what_the_server_refuses():
     assert disagree == []
 
 
-def test_schemathesis_drives_every_operation_including_ner():
+def test_schemathesis_drives_every_operation_including_ner_and_qa():
     labels = [op.ok().label for op in schema.get_all_operations()]
-    assert len(labels) == 10
-    assert "POST /ner" in labels
+    assert len(labels) == 11
+    assert "POST /ner" in labels and "POST /qa" in labels
 
 
 @schema.parametrize()
