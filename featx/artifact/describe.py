@@ -114,7 +114,9 @@ def _qa(artifact: Artifact) -> list[str]:
     scores = f"; dev EM {dev['exact_match']:.2f}, F1 {dev['f1']:.2f}" if "f1" in dev else ""
     return [
         f"qa:         span head over the last layer; windows share {qa.stride} pieces, "
-        f"questions up to {qa.max_question} pieces, answers up to {qa.max_answer_length}" + scores
+        f"questions up to {qa.max_question} pieces, answers up to {qa.max_answer_length}" + scores,
+        "qa graphs:  "
+        + (", ".join(f"{p} {f}" for p, f in sorted(qa.graphs.items())) or "none (numpy head)"),
     ]
 
 

@@ -212,7 +212,7 @@ class Manifest:
     def trained_files(self) -> set[str]:
         """The files of the head or tagger (not of the root encoder)."""
         if self.qa is not None:
-            return {self.qa.file, self.qa.metrics}
+            return {self.qa.file, self.qa.metrics, *self.qa.graphs.values()}
         section = self.head or self.tagger
         return set() if section is None else {section.file, section.labels, section.metrics}
 

@@ -6,12 +6,17 @@ needed to use it; :mod:`featx.artifact.manifest` reads and writes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 # Files of a trained artifact beside its encoder's.
 HEAD_FILE = "head.skops"
 TAGGER_FILE = "tagger.skops"
 QA_HEAD_FILE = "qa_head.npz"
+# A question answerer's own graphs: encoder + span head, start/end logits the one output.
+QA_GRAPH_FILES = {"fp32": "qa.onnx", "int8": "qa_int8.onnx"}
+QA_OUTPUT = "span_logits"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
 
@@ -70,6 +75,9 @@ class QASection:
         max_answer_length: Most pieces of an answer.
         file: The npz file of the span head (weight (dim, 2), bias (2,)), read without pickle.
         metrics: The JSON file with settings and dev scores.
+        graphs: Precision -> the graph of encoder and span head in one (``span_logits``
+            out), where built and checked; other precisions run the encoder's graph and
+            the head in numpy.
     """
 
     stride: int
@@ -77,3 +85,7 @@ class QASection:
     max_answer_length: int
     file: str = QA_HEAD_FILE
     metrics: str = METRICS_FILE
+    graphs: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "graphs", MappingProxyType(dict(self.graphs)))

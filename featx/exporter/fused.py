@@ -29,6 +29,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from featx.artifact.manifest import POOLED_OUTPUT
+from featx.artifact.sections import QA_OUTPUT
 from featx.config import Family, ModelSpec, Pooling
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,69 @@ def pooled_graph(full: Path, spec: ModelSpec, outputs: Mapping[int, str]) -> onn
         helper.make_tensor_value_info(POOLED_OUTPUT, TensorProto.FLOAT, ["batch", spec.dim])
     )
     return model
+
+
+def span_graph(
+    full: Path, spec: ModelSpec, outputs: Mapping[int, str], weight: Any, bias: Any
+) -> onnx.ModelProto:
+    """The full graph cut to the last hidden state, then a question answerer's span head.
+
+    One output, ``span_logits`` (batch, tokens, 2): start and end logits of every piece.
+    """
+    from onnx import numpy_helper
+
+    model = onnx.load(str(full))
+    last = outputs.get(spec.num_layers, f"hidden_state_{spec.num_layers}")
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(weight.astype("float32"), "span/weight"),
+            numpy_helper.from_array(bias.astype("float32"), "span/bias"),
+        ]
+    )
+    model.graph.node.extend(
+        [
+            helper.make_node("MatMul", [last, "span/weight"], ["span/product"]),
+            helper.make_node("Add", ["span/product", "span/bias"], [QA_OUTPUT]),
+        ]
+    )
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info(QA_OUTPUT, TensorProto.FLOAT, ["batch", "tokens", 2])
+    )
+    return model
+
+
+def write_span(
+    full: Path,
+    out: Path,
+    spec: ModelSpec,
+    outputs: Mapping[int, str],
+    head: tuple[Any, Any],
+    *,
+    fuse_heads: int | None = None,
+) -> dict[str, Any]:
+    """Write the span graph of ``full`` to ``out``; return what was fused.
+
+    Fused by ORT when ``fuse_heads`` is given (fp32); int8 graphs are only cut, as the
+    fast int8 graph is.
+    """
+    partial = out.with_name(out.name + ".partial.onnx")
+    try:
+        onnx.save(span_graph(full, spec, outputs, *head), str(partial))
+        fused: dict[str, int] = {}
+        if fuse_heads is not None and spec.family in FUSED_FAMILIES:
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            optimized = optimize_model(
+                str(partial), model_type="bert", num_heads=fuse_heads,
+                hidden_size=spec.dim if fuse_heads else 0, opt_level=0,
+            )  # fmt: skip
+            fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+            optimized.save_model_to_file(str(partial))
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"from": full.name, "fused": fused}
 
 
 def write_pooled(full: Path, out: Path, spec: ModelSpec, outputs: Mapping[int, str]) -> None:

@@ -30,12 +30,14 @@ import torch
 from numpy.typing import NDArray
 
 from featx.artifact import Artifact, Kind, QASection, seal, staging
+from featx.artifact.sections import QA_GRAPH_FILES
 from featx.batching import pad_batch
 from featx.config import Precision
+from featx.encoders.onnx import make_session
 from featx.encoders.torch import load_hf_model, load_hf_tokenizer
 from featx.environment import want_progress
 from featx.files import refuse_existing, write_json_atomic
-from featx.finetuning.export import export_encoder, seal_finetuned
+from featx.finetuning.export import HF_DIR, export_encoder, seal_finetuned
 from featx.finetuning.gate import MAX_INT8_LOSS
 from featx.finetuning.model import Head
 from featx.finetuning.settings import QA_DEFAULTS, Settings, SettingsOptions
@@ -46,7 +48,7 @@ from featx.qa.decode import MAX_ANSWER_LENGTH, best_spans
 from featx.qa.metric import squad_scores
 from featx.qa.squad import Question
 from featx.qa.windows import SpanPreparer
-from featx.sources import default_model
+from featx.sources import attention_heads, default_model
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -271,7 +273,10 @@ def _save(
         )
         (encoder_dir / section.file).write_bytes(buffer.getvalue())
         write_json_atomic(encoder_dir / section.metrics, {})
-        seal(encoder_dir, qa_manifest)  # a qa artifact already, for the gate to load
+        seal(encoder_dir, qa_manifest)  # a qa artifact already, for the graphs and the gate
+        section = add_span_graphs(encoder_dir, texts[:N_PROBES], show_progress)
+        qa_manifest = replace(qa_manifest, qa=section)
+        seal(encoder_dir, qa_manifest)
         gate = _int8_gate(encoder_dir, dev)
         report = {**report, "dev_gate": gate}
         metrics = {"finetune": _summary(report), "dev": report["best"], "dev_gate": gate}
@@ -289,6 +294,52 @@ def _save(
                 shutil.move(str(child), str(stage / child.name))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# Most a span graph's logits may differ from the encoder graph's + the numpy head's.
+SPAN_GRAPH_TOLERANCE = 1e-2
+
+
+def add_span_graphs(
+    directory: Path, probe_contexts: Sequence[str], show_progress: bool | None = None
+) -> QASection:
+    """Build each precision's encoder + span head graph in the sealed ``qa`` artifact.
+
+    fp32 is fused by ONNX Runtime's transformer optimizer, int8 is the gated int8 graph
+    cut (as for the fast embedding graphs). Each is kept only if its logits on windows of
+    ``probe_contexts`` are within :data:`SPAN_GRAPH_TOLERANCE` of the encoder graph's +
+    the head's. Returns the section listing the kept graphs (the caller seals it).
+    """
+    from featx.exporter.fused import write_span
+
+    artifact = Artifact.open(directory)
+    manifest = artifact.manifest
+    assert manifest.qa is not None and manifest.encoder is not None and manifest.model
+    section = replace(manifest.qa, graphs={})
+    reference = {p.value: Answerer.load(directory, precision=p.value)
+                 for p in manifest.encoder.variants if p.value in QA_GRAPH_FILES}  # fmt: skip
+    pairs = [("What is it about?", context) for context in probe_contexts]
+    graphs: dict[str, str] = {}
+    heads = attention_heads(directory / HF_DIR)
+    for precision, answerer in reference.items():
+        file = QA_GRAPH_FILES[precision]
+        variant = manifest.encoder.variants[Precision(precision)]
+        write_span(directory / variant.file, directory / file, manifest.model,
+                   manifest.encoder.outputs, (answerer.weight, answerer.bias),
+                   fuse_heads=heads if precision == "fp32" else None)  # fmt: skip
+        windows = answerer.preparer.windows(pairs)
+        expected = span_logits(windows, answerer.run_windows)
+        answerer.span_session = make_session(str(directory / file))
+        got = span_logits(windows, answerer.run_windows)
+        pieces = zip(expected[0] + expected[1], got[0] + got[1], strict=True)
+        worst = max(float(np.abs(a - b).max()) for a, b in pieces)
+        if worst <= SPAN_GRAPH_TOLERANCE:
+            graphs[precision] = file
+        else:
+            (directory / file).unlink()
+            logger.warning("The %s span graph differs by %.4f; the encoder graph serves",
+                           precision, worst)  # fmt: skip
+    return replace(section, graphs=graphs)
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from featx.artifact import Artifact, Kind, QASection
+from featx.artifact.sections import QA_OUTPUT
 from featx.batching import pad_batch, plan_batches
-from featx.encoders.onnx import OnnxEncoder
+from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.errors import ModelLoadError
 from featx.qa.decode import Span, best_spans
 from featx.qa.metric import question_scores, squad_scores
@@ -75,9 +76,13 @@ class Answerer:
         bias: NDArray[np.float32],
         section: QASection,
         metrics: dict[str, Any] | None = None,
+        span_session: Any = None,
     ) -> None:
         self.encoder, self.weight, self.bias, self.section = encoder, weight, bias, section
         self.metrics = metrics or {}
+        # The encoder + span head graph of this precision, if the artifact has it: one
+        # run gives the logits; else the encoder's graph runs and the head in numpy.
+        self.span_session = span_session
         self.preparer = SpanPreparer(
             encoder.tokenizer,
             encoder.max_length,
@@ -116,11 +121,18 @@ class Answerer:
             raise ModelLoadError(
                 f"{artifact.path}: the span head is {weight.shape}, not ({encoder.dim}, 2)."
             )
-        return cls(encoder, weight, bias, section, artifact.read_json(section.metrics))
+        graph = section.graphs.get(str(encoder.precision))
+        session = None
+        if graph is not None:
+            session = make_session(artifact.read(graph), threads=threads)
+        return cls(encoder, weight, bias, section, artifact.read_json(section.metrics), session)
 
-    def _run(self, ids: list[NDArray[np.int32]], types: list[NDArray[np.int32]]) -> Any:
+    def run_windows(self, ids: list[NDArray[np.int32]], types: list[NDArray[np.int32]]) -> Any:
+        """Span logits (windows, pieces, 2) of a batch of windows and their segment ids."""
         spec = self.encoder.spec
         feed = window_feed(ids, types, spec.pad_id, spec.input_names)
+        if self.span_session is not None:
+            return self.span_session.run([QA_OUTPUT], feed)[0]
         (hidden,) = self.encoder.forward(feed, (spec.num_layers,))
         return hidden @ self.weight + self.bias
 
@@ -144,7 +156,7 @@ class Answerer:
             )
         starts, ends = span_logits(
             windows,
-            self._run,
+            self.run_windows,
             batch_size=self.encoder.batch_size,
             max_tokens=self.encoder.max_tokens,
         )

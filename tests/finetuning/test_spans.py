@@ -42,8 +42,17 @@ def test_every_family_learns_to_answer_and_saves_a_qa_artifact(
     gate = answerer.metrics["dev_gate"]
     assert gate["checked"] and set(gate["fp32"]) == {"exact_match", "f1"}
     assert answerer.encoder.precision == ("int8" if gate["passes"] else "fp32")
+    # Encoder and span head in one graph per precision, checked against the two-step path.
+    assert dict(answerer.section.graphs) == {"fp32": "qa.onnx", "int8": "qa_int8.onnx"}
+    assert answerer.span_session is not None
+    two_step = Answerer.load(tmp_path / "qa")
+    two_step.span_session = None
+    assert [s.text for s in two_step.answer_batch([(q.question, q.context) for q in train])] == [
+        s.text for s in answerer.answer_batch([(q.question, q.context) for q in train])
+    ]
     lines = "\n".join(describe(Artifact.open(tmp_path / "qa")))
     assert "kind:       qa" in lines and "dev gate:   F1 fp32" in lines
+    assert "qa graphs:  fp32 qa.onnx, int8 qa_int8.onnx" in lines
     one = Answerer.load(tmp_path / "qa", precision="fp32").answer(
         "what color is the car?", "the quick car is green and the lazy dog is slow"
     )
