@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 PARTS = ("finetune", "speed")
+TUNABLE = ("epochs", "lr", "layer_decay", "head_lr")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,6 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", nargs="+", default=["all"], help="train_layers values")
     parser.add_argument("--epochs", type=int, default=None, help="default: featx's")
     parser.add_argument("--lr", type=float, default=None, help="default: featx's")
+    parser.add_argument("--layer-decay", type=float, default=None, help="default: featx's")
+    parser.add_argument("--head-lr", type=float, default=None, help="default: 5 x lr")
     parser.add_argument("--train-limit", type=int, default=0, help="first N train questions")
     parser.add_argument("--dev-limit", type=int, default=0, help="first N dev questions")
     parser.add_argument("--gate-dev", type=int, default=500, help="dev questions for the gate")
@@ -77,7 +80,7 @@ class Run(common.Run):
         if args.dev_limit:
             self.dev = self.dev[: args.dev_limit]
         self.model: Path | None = args.qa_artifact
-        settings = {k: getattr(args, k) for k in ("epochs", "lr", "gate_dev", "threads")}
+        settings = {k: getattr(args, k) for k in (*TUNABLE, "gate_dev", "threads")}
         base = common.base_record("qa", threads=args.threads, settings=settings)
         super().__init__(args, base)
 
@@ -90,7 +93,7 @@ def part_finetune(run: Run) -> None:
     from featx import qa
 
     args = run.args
-    options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in TUNABLE if getattr(args, k) is not None}
     for layers in args.layers:
         train_layers: int | str = layers if layers == "all" else int(layers)
         out = run.work / f"qa-{layers}"

@@ -274,7 +274,7 @@ def _save(
         (encoder_dir / section.file).write_bytes(buffer.getvalue())
         write_json_atomic(encoder_dir / section.metrics, {})
         seal(encoder_dir, qa_manifest)  # a qa artifact already, for the graphs and the gate
-        section = add_span_graphs(encoder_dir, texts[:N_PROBES], show_progress)
+        section = add_span_graphs(encoder_dir, texts[:N_PROBES])
         qa_manifest = replace(qa_manifest, qa=section)
         seal(encoder_dir, qa_manifest)
         gate = _int8_gate(encoder_dir, dev)
@@ -300,9 +300,7 @@ def _save(
 SPAN_GRAPH_TOLERANCE = 1e-2
 
 
-def add_span_graphs(
-    directory: Path, probe_contexts: Sequence[str], show_progress: bool | None = None
-) -> QASection:
+def add_span_graphs(directory: Path, probe_contexts: Sequence[str]) -> QASection:
     """Build each precision's encoder + span head graph in the sealed ``qa`` artifact.
 
     fp32 is fused by ONNX Runtime's transformer optimizer, int8 is the gated int8 graph
