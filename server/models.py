@@ -107,8 +107,10 @@ def load_models(config: dict[str, Any], metrics: Any) -> dict[str, ServedModel]:
             # configured threads and precision, instead of a second one of its own.
             tagger.embedder.model = encoder
         if artifact is not None and kind is Kind.QA:
+            from featx.encoders.onnx import OnnxEncoder
             from featx.qa import Answerer
 
+            assert isinstance(encoder, OnnxEncoder)  # an artifact loads on ONNX Runtime
             answerer = Answerer.load(artifact, encoder=encoder)  # the same ONNX session
         batcher = None
         if config["BATCHING"]:
