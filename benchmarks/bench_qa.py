@@ -213,6 +213,11 @@ def torch_recipe(
 
 
 def _question_chars(tokenizer: Any, question: str, max_question: int) -> int:
+    """Characters of ``question`` in its first ``max_question`` pieces.
+
+    The same cut as featx's SpanPreparer, written again on purpose: the torch baseline
+    must not run featx code, so both sides see the same windows by construction, not reuse.
+    """
     offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
     spans = offsets["offset_mapping"]
     return len(question) if len(spans) <= max_question else spans[max_question - 1][1]

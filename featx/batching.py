@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+# One window's token ids: a list, or an int array as the tokenizers give them.
+TokenIds = Sequence[int] | NDArray[np.integer[Any]]
 
 
 def plan_batches(
@@ -37,7 +41,7 @@ def plan_batches(
 
 
 def pad_batch(
-    windows: Sequence[Sequence[int]], pad_id: int
+    windows: Sequence[TokenIds], pad_id: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Right-pad token id lists to the longest one.
 
@@ -51,3 +55,23 @@ def pad_batch(
         ids[row, : len(window)] = window
         mask[row, : len(window)] = 1
     return ids, mask
+
+
+def model_feed(
+    windows: Sequence[TokenIds],
+    pad_id: int,
+    input_names: Sequence[str],
+    type_ids: Sequence[TokenIds] | None = None,
+) -> dict[str, NDArray[np.int64]]:
+    """A model's padded inputs: ids and mask, plus segment and position ids where it takes them.
+
+    ``type_ids`` are the windows' segment ids (question/context pairs); zeros without them.
+    """
+    ids, mask = pad_batch(windows, pad_id)
+    feed = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in input_names:
+        segments = np.zeros_like(ids) if type_ids is None else pad_batch(type_ids, 0)[0]
+        feed["token_type_ids"] = segments
+    if "position_ids" in input_names:  # graphs exported by others may take them
+        feed["position_ids"] = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+    return feed

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from featx.batching import pad_batch
+from featx.batching import model_feed
 from featx.config import LayerCombine, ModelSpec, Representation, RepresentationOptions
 from featx.encoders.base import EncodeResult
 from featx.encoders.sentence import encode_texts, warn_truncation
@@ -112,13 +112,7 @@ class TransformerEncoder(ABC):
 
     def model_inputs(self, windows: Sequence[Sequence[int]]) -> dict[str, NDArray[np.int64]]:
         """Pad token id lists into the model's input arrays (right padding)."""
-        ids, mask = pad_batch(windows, self.spec.pad_id)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.spec.input_names:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        if "position_ids" in self.spec.input_names:  # graphs exported by others may take them
-            feed["position_ids"] = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
-        return feed
+        return model_feed(windows, self.spec.pad_id, self.spec.input_names)
 
     def word_tokenizer(self) -> Tokenizer:
         """A copy of the tokenizer that neither truncates nor pads (offsets of whole texts)."""

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from featx.artifact import Artifact, Kind, QASection, seal, staging
 from featx.artifact.sections import QA_GRAPH_FILES
-from featx.batching import pad_batch
+from featx.batching import model_feed, pad_batch
 from featx.config import Precision
 from featx.encoders.onnx import make_session
 from featx.encoders.torch import load_hf_model, load_hf_tokenizer
@@ -43,7 +43,7 @@ from featx.finetuning.model import Head
 from featx.finetuning.settings import QA_DEFAULTS, Settings, SettingsOptions
 from featx.finetuning.setup import starting_point, torch_device
 from featx.finetuning.trainer import Data, Training, run_report
-from featx.qa.answerer import Answerer, span_logits, window_feed
+from featx.qa.answerer import Answerer, span_logits
 from featx.qa.decode import MAX_ANSWER_LENGTH, best_spans
 from featx.qa.metric import squad_scores
 from featx.qa.squad import Question
@@ -205,7 +205,7 @@ def torch_run(
 
     @torch.no_grad()
     def run(ids: list[NDArray[np.int32]], types: list[NDArray[np.int32]]) -> NDArray[np.float32]:
-        feed = window_feed(ids, types, pad_id, ("token_type_ids",))
+        feed = model_feed(ids, pad_id, ("token_type_ids",), types)
         tensors = {k: torch.from_numpy(v).to(device) for k, v in feed.items()}
         segments = {"input_ids": tensors.pop("token_type_ids")}
         hidden = model.features(tensors, segments)

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from featx.artifact import Artifact, Kind, QASection
 from featx.artifact.sections import QA_OUTPUT
-from featx.batching import pad_batch, plan_batches
+from featx.batching import model_feed, plan_batches
 from featx.encoders.onnx import OnnxEncoder, make_session
 from featx.errors import ModelLoadError
 from featx.qa.decode import Span, best_spans
@@ -30,22 +30,6 @@ from featx.qa.windows import SpanPreparer, SpanWindows
 logger = logging.getLogger(__name__)
 # Span logits (windows, pieces, 2) of a batch of windows: ids, segment ids, pad id.
 SpanRun = Callable[[list[NDArray[np.int32]], list[NDArray[np.int32]]], NDArray[np.float32]]
-
-
-def window_feed(
-    ids: Sequence[Any],
-    type_ids: Sequence[Any],
-    pad_id: int,
-    input_names: Sequence[str],
-) -> dict[str, NDArray[np.int64]]:
-    """Padded model inputs of pair windows, with segment ids where the model takes them."""
-    input_ids, mask = pad_batch(ids, pad_id)
-    feed = {"input_ids": input_ids, "attention_mask": mask}
-    if "token_type_ids" in input_names:
-        feed["token_type_ids"] = pad_batch(type_ids, 0)[0]
-    if "position_ids" in input_names:
-        feed["position_ids"] = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
-    return feed
 
 
 def span_logits(
@@ -89,7 +73,6 @@ class Answerer:
             stride=section.stride,
             max_question=section.max_question,
         )
-        self.last_report: dict[str, int] = {}
 
     @classmethod
     def load(
@@ -130,7 +113,7 @@ class Answerer:
     def run_windows(self, ids: list[NDArray[np.int32]], types: list[NDArray[np.int32]]) -> Any:
         """Span logits (windows, pieces, 2) of a batch of windows and their segment ids."""
         spec = self.encoder.spec
-        feed = window_feed(ids, types, spec.pad_id, spec.input_names)
+        feed = model_feed(ids, spec.pad_id, spec.input_names, types)
         if self.span_session is not None:
             return self.span_session.run([QA_OUTPUT], feed)[0]
         (hidden,) = self.encoder.forward(feed, (spec.num_layers,))
@@ -144,9 +127,14 @@ class Answerer:
         Raises:
             ValueError: If a question or context is not a non-empty string.
         """
+        return self._answer(pairs, max_answer_length)[0]
+
+    def _answer(
+        self, pairs: Sequence[Any], max_answer_length: int | None
+    ) -> tuple[list[Span], dict[str, int]]:
+        # The windows' report is returned, not kept: one Answerer serves many threads.
         checked = [check_question(*_pair(p, i), where=f"pair {i}") for i, p in enumerate(pairs)]
         windows = self.preparer.windows(checked)
-        self.last_report = windows.report()
         if windows.questions_cut:
             logger.warning(
                 "%d of %d questions are longer than %d pieces and were cut to fit.",
@@ -161,7 +149,9 @@ class Answerer:
             max_tokens=self.encoder.max_tokens,
         )
         length = max_answer_length or self.section.max_answer_length
-        return best_spans(starts, ends, windows, [c for _, c in checked], max_answer_length=length)
+        contexts = [c for _, c in checked]
+        spans = best_spans(starts, ends, windows, contexts, max_answer_length=length)
+        return spans, windows.report()
 
     def answer(self, question: str, context: str) -> dict[str, Any]:
         """The answer to one question: ``{"answer", "score", "start", "end"}``."""
@@ -169,11 +159,11 @@ class Answerer:
 
     def evaluate(self, questions: Sequence[Question], *, records: bool = False) -> dict[str, Any]:
         """SQuAD exact match and F1 (x100) of ``questions``; per-question records on request."""
-        spans = self.answer_batch([(q.question, q.context) for q in questions])
+        spans, report = self._answer(questions, None)
         scores: dict[str, Any] = squad_scores(
             {q.id: s.text for q, s in zip(questions, spans, strict=True)}, questions
         )
-        scores.update(n_questions=len(questions), windows=self.last_report)
+        scores.update(n_questions=len(questions), windows=report)
         if records:
             scores["records"] = [
                 {"id": q.id, **s.to_dict(), **question_scores(s.text, [a.text for a in q.answers])}
