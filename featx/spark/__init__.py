@@ -5,11 +5,13 @@
     from featx.spark import embed, predict
     out = embed(df, "text", "models/minilm")                 # + "embedding": array<float>
     out = predict(df, "text", "models/sentiment")            # + "label", "probability"
+    out = answer(df, "question", "context", "models/squad")  # + "answer": struct
 
-On the driver, :func:`embed` and :func:`predict` check the column and the artifact, then
-ship the artifact once per Spark application: its files go into an uncompressed tar named
-after the manifest's sha256, added with ``SparkContext.addArchive`` (``addFile`` refuses
-local directories outside local mode), which every executor fetches and unpacks once.
+On the driver, :func:`embed`, :func:`predict` and :func:`answer` check the columns and the
+artifact, then ship the artifact once per Spark application: its files go into an
+uncompressed tar named after the manifest's sha256, added with ``SparkContext.addArchive``
+(``addFile`` refuses local directories outside local mode), which every executor fetches
+and unpacks once.
 On the executors, ``DataFrame.mapInArrow`` hands each Python worker Arrow batches
 (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, 10,000 by default); the worker
 loads the artifact once, verifying its checksums, and reuses it for every later batch and
@@ -29,6 +31,6 @@ from featx.extras import require
 
 require("spark", "featx.spark")
 
-from featx.spark.driver import JobStats, embed, predict  # noqa: E402 - after the check
+from featx.spark.driver import JobStats, answer, embed, predict  # noqa: E402 - after the check
 
-__all__ = ["JobStats", "embed", "predict"]
+__all__ = ["JobStats", "answer", "embed", "predict"]

@@ -34,7 +34,7 @@ from featx.encoders.onnx import CPU, choose_precision
 from featx.errors import ModelLoadError
 from featx.spark.job import Job, digest
 from featx.spark.ship import ship as ship_artifact
-from featx.spark.worker import run_embed, run_predict
+from featx.spark.worker import run_answer, run_embed, run_predict
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +226,51 @@ def predict(
     job = replace(job, value_type=value_type, multilabel=multilabel)
     schema = StructType([*df.schema.fields, *fields])
     return _map(df, functools.partial(run_predict, job), schema)
+
+
+def answer(
+    df: DataFrame,
+    question_col: str,
+    context_col: str,
+    artifact: str | os.PathLike[str],
+    *,
+    answer_col: str = "answer",
+    threads: int | None = None,
+    ship: bool = True,
+    stats: JobStats | None = None,
+) -> DataFrame:
+    """Add the answer of a model made by ``featx finetune-qa`` to each question.
+
+    ``answer_col`` is a struct ``<answer: string, score: double, start: long, end: long>``:
+    the span of the row's context (``context[start:end] == answer``) and its probability,
+    as :meth:`featx.qa.Answerer.answer` gives it. Rows whose question or context is null,
+    empty or blank get null.
+
+    Raises:
+        ValueError: If a column is missing, or ``answer_col`` exists.
+        TypeError: If a column is not a string column.
+        FileNotFoundError: If ``artifact`` is not an artifact.
+        ModelLoadError: If ``artifact`` is not a question answerer.
+    """
+    from featx.qa.answerer import Answerer
+
+    opened = _open(artifact)
+    Answerer.load(opened.path)  # on the driver: a wrong kind or a bad file fails here
+    _check_columns(df, question_col, [answer_col])
+    _check_columns(df, context_col, [])
+    options = {"threads": threads or _task_cpus(df.sparkSession)}
+    job = _job("answer", df, opened, ship, question_col, (answer_col,), options, stats)
+    job = replace(job, context_col=context_col)
+    span = StructType(
+        [
+            StructField("answer", StringType(), False),
+            StructField("score", DoubleType(), False),
+            StructField("start", LongType(), False),
+            StructField("end", LongType(), False),
+        ]
+    )
+    schema = StructType([*df.schema.fields, StructField(answer_col, span, True)])
+    return _map(df, functools.partial(run_answer, job), schema)
 
 
 # --------------------------------------------------------------------------- driver

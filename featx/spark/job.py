@@ -22,7 +22,7 @@ class Counters(Protocol):
 class Job:
     """What a Python worker needs: where the artifact is, what to run, where to write."""
 
-    kind: str  # "embed" or "predict"
+    kind: str  # "embed", "predict" or "answer"
     path: str  # the artifact as the driver was given it
     digest: str  # sha256 of its manifest, which holds the sha256 of every file
     shipped: str | None  # SparkFiles name of the shipped copy
@@ -31,6 +31,7 @@ class Job:
     options: tuple[tuple[str, Any], ...]
     value_type: str = "string"  # predict: Spark type of the label values
     multilabel: bool = False
+    context_col: str | None = None  # answer: the contexts (text_col holds the questions)
     stats: Counters | None = None
 
 

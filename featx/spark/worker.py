@@ -68,6 +68,10 @@ def model_of(job: Job) -> Any:
     started = time.perf_counter()
     if job.kind == "embed":
         model: Any = load(path, **{k: v for k, v in options.items() if v is not None})
+    elif job.kind == "answer":
+        from featx.qa.answerer import Answerer
+
+        model = Answerer.load(path, threads=options["threads"])
     else:
         from featx.predictor import Predictor, embedders  # only predict jobs need scikit-learn
 
@@ -188,3 +192,25 @@ def run_predict(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
             arrays.append(pa.array(probas, type=pa.map_(pa.string(), pa.float64())))
         _account(job, batch, len(texts), n_cut, started)
         yield _with(batch, job.out_cols, arrays)
+
+
+def run_answer(job: Job, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Each batch with its answer struct column appended (``mapInArrow`` function)."""
+    assert job.context_col is not None  # set by featx.spark.answer
+    fields = {"answer": pa.string(), "score": pa.float64(), "start": pa.int64(), "end": pa.int64()}
+    span = pa.struct(list(fields.items()))
+    for batch in batches:
+        started = time.perf_counter()
+        questions = batch.column(job.text_col).to_pylist()
+        contexts = batch.column(job.context_col).to_pylist()
+        keep = [
+            i for i, (q, c) in enumerate(zip(questions, contexts, strict=True))
+            if q and q.strip() and c and c.strip()
+        ]  # fmt: skip
+        answers: list[Any] = [None] * batch.num_rows
+        if keep:
+            spans = model_of(job).answer_batch([(questions[i], contexts[i]) for i in keep])
+            for row, found in zip(keep, spans, strict=True):
+                answers[row] = found.to_dict()
+        _account(job, batch, len(keep), 0, started)
+        yield _with(batch, job.out_cols, [pa.array(answers, type=span)])

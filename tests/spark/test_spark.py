@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("pyspark")
 
-from conftest import data_path  # noqa: E402
+from conftest import data_path, toy_questions  # noqa: E402
 
 import featx  # noqa: E402
 from featx.cli import main  # noqa: E402
@@ -273,6 +273,34 @@ def test_predict_with_two_encoders(spark, tiny_artifacts, tmp_path):
     proba = Predictor.load(path).predict_proba(texts)
     for r in out:
         np.testing.assert_allclose([r.probability["0"], r.probability["1"]], proba[r.id], atol=1e-6)
+
+
+def test_answer_equals_the_answerer(spark, tiny_qa_artifact, tiny_artifacts):
+    from featx.qa import Answerer
+    from featx.spark import JobStats, answer
+
+    questions = toy_questions(7)
+    rows = [(i, q.question, q.context) for i, q in enumerate(questions)]
+    rows += [(7, None, "a context"), (8, "a question?", ""), (9, " ", "the dog is red")]
+    df = spark.createDataFrame(rows, "id long, question string, context string")
+    stats = JobStats(spark)
+    out = answer(df, "question", "context", tiny_qa_artifact, stats=stats)
+    span = out.schema["answer"].dataType.simpleString()
+    assert span == "struct<answer:string,score:double,start:bigint,end:bigint>"
+    got = {r.id: r.answer for r in out.collect()}
+    expected = Answerer.load(tiny_qa_artifact).answer_batch([(q, c) for _, q, c in rows[:7]])
+    for i, span_ in enumerate(expected):  # Spark's batches pad differently: scores ~1e-6
+        assert got[i].asDict() == pytest.approx(span_.to_dict(), abs=1e-5)
+        assert questions[i].context[got[i].start : got[i].end] == got[i].answer
+    assert got[7] is None and got[8] is None and got[9] is None
+    assert stats.to_dict()["texts"] == 7 and stats.to_dict()["nulls"] == 3
+
+    with pytest.raises(ValueError, match="No column 'ctx'"):
+        answer(df, "question", "ctx", tiny_qa_artifact)
+    with pytest.raises(ValueError, match="already has a column 'context'"):
+        answer(df, "question", "context", tiny_qa_artifact, answer_col="context")
+    with pytest.raises(ModelLoadError, match="not a question answerer"):
+        answer(df, "question", "context", tiny_artifacts["bert"])
 
 
 def test_errors_name_the_fix(spark, tiny_artifacts, tmp_path):
