@@ -2,7 +2,7 @@
 
 ::
 
-    from featx.spark import embed, predict
+    from featx.spark import answer, embed, predict
     out = embed(df, "text", "models/minilm")                 # + "embedding": array<float>
     out = predict(df, "text", "models/sentiment")            # + "label", "probability"
     out = answer(df, "question", "context", "models/squad")  # + "answer": struct
