@@ -95,9 +95,7 @@ class Answerer:
         from featx.artifact.estimators import open_trained
 
         artifact = open_trained(path, Kind.QA)
-        section = artifact.manifest.qa
-        assert section is not None  # a qa manifest has its qa section
-        weight, bias = _read_head(artifact, section)
+        section, weight, bias = read_span_head(artifact)
         if encoder is None:
             encoder = OnnxEncoder.from_dir(artifact.path, precision=precision, threads=threads)
         if weight.shape != (encoder.dim, 2) or bias.shape != (2,):
@@ -180,9 +178,19 @@ def _pair(pair: object, i: int) -> tuple[object, object]:
     return pair[0], pair[1]
 
 
-def _read_head(artifact: Artifact, section: QASection) -> tuple[NDArray[np.float32], ...]:
+def read_span_head(
+    artifact: Artifact,
+) -> tuple[QASection, NDArray[np.float32], NDArray[np.float32]]:
+    """The qa section and the span head's weight and bias of an opened ``qa`` artifact.
+
+    Raises:
+        ModelLoadError: If the head file is not a span head.
+        ArtifactIntegrityError: If it does not match its checksum.
+    """
+    section = artifact.manifest.qa
+    assert section is not None  # a qa manifest has its qa section
     try:
         with np.load(io.BytesIO(artifact.read(section.file)), allow_pickle=False) as data:
-            return data["weight"].astype(np.float32), data["bias"].astype(np.float32)
+            return section, data["weight"].astype(np.float32), data["bias"].astype(np.float32)
     except (KeyError, ValueError, OSError) as err:
         raise ModelLoadError(f"{artifact.path / section.file}: not a span head ({err}).") from err

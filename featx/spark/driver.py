@@ -252,10 +252,12 @@ def answer(
         FileNotFoundError: If ``artifact`` is not an artifact.
         ModelLoadError: If ``artifact`` is not a question answerer.
     """
-    from featx.qa.answerer import Answerer
+    from featx.artifact.estimators import open_trained
+    from featx.qa.answerer import read_span_head
 
     opened = _open(artifact)
-    Answerer.load(opened.path)  # on the driver: a wrong kind or a bad file fails here
+    # On the driver a wrong kind or a bad head fails here, without an ONNX session.
+    read_span_head(open_trained(opened.path, Kind.QA))
     _check_columns(df, question_col, [answer_col])
     _check_columns(df, context_col, [])
     options = {"threads": threads or _task_cpus(df.sparkSession)}
