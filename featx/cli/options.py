@@ -317,6 +317,8 @@ _SETTING_HELP = {
     "layer_decay": "Learning rate x this per layer down.",
     "warmup": "Share of the steps spent warming up.",
     "accumulate": "Batches per optimiser step.",
+    "dropout": "Dropout before the head.",
+    "attention_dropout": "Dropout of the encoder's attention probabilities (slower if > 0).",
     "autocast": "Autocast dtype while training (auto: bf16 where the CPU has it).",
     "eval_every": "Score dev every N steps (default: each epoch).",
     "patience": "Early stopping: evaluations without improvement.",

@@ -14,7 +14,8 @@ from featx.finetuning.settings import QA_DEFAULTS
 
 QUESTION_COLUMNS = ("question", "context")
 SETTINGS = ("epochs", "lr", "batch_size", "accumulate", "warmup", "weight_decay",
-            "layer_decay", "schedule", "dropout", "autocast", "patience", "seed")  # fmt: skip
+            "layer_decay", "schedule", "dropout", "attention_dropout", "autocast", "patience",
+            "seed")  # fmt: skip
 
 
 @click.command("finetune-qa")

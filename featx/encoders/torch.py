@@ -40,9 +40,26 @@ def load_hf_tokenizer(model_dir: Path) -> Tokenizer:
     return tokenizer
 
 
-def load_hf_model(model_dir: Path, *, eager: bool = False) -> torch.nn.Module:
-    """Load the bare encoder (no task head) in fp32 eval mode."""
+# The config keys of attention-probability dropout in the families featx supports
+# (BERT, RoBERTa, ELECTRA, MPNet; DistilBERT, ModernBERT; GPT-2).
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def load_hf_model(
+    model_dir: Path, *, eager: bool = False, attention_dropout: float | None = None
+) -> torch.nn.Module:
+    """Load the bare encoder (no task head) in fp32 eval mode.
+
+    ``attention_dropout`` replaces the config's dropout of attention probabilities (for
+    fine-tuning; None keeps the model's own).
+    """
     kwargs: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
+    if attention_dropout is not None:
+        config = transformers.AutoConfig.from_pretrained(str(model_dir))
+        for key in ATTENTION_DROPOUT_KEYS:
+            if hasattr(config, key):
+                setattr(config, key, attention_dropout)
+        kwargs["config"] = config
     model = transformers.AutoModel.from_pretrained(str(model_dir), **kwargs)
     return model.float().eval()
 

@@ -75,7 +75,7 @@ class Runs:
     def model(self, settings: Settings) -> TextModel:
         """A fresh encoder (with LoRA adapters if asked) and head."""
         torch.manual_seed(settings.seed)  # the head's (and adapters') initial weights
-        encoder = load_hf_model(self.source_dir)
+        encoder = load_hf_model(self.source_dir, attention_dropout=settings.attention_dropout)
         if settings.lora:
             n, layers = self.spec.num_layers, settings.train_layers
             encoder = add_lora(

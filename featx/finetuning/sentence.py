@@ -87,8 +87,9 @@ def finetune(
         **settings: :class:`~featx.finetuning.Settings`: ``train_layers`` (int, or
             ``"all"``; 0 trains the head alone), ``epochs``, ``lr``, ``head_lr``,
             ``layer_decay``, ``weight_decay``, ``warmup``, ``schedule``, ``batch_size``,
-            ``accumulate``, ``dropout``, ``hidden``, ``max_grad_norm``, ``autocast``
-            (``auto``: bf16 autocast where the CPU has it), ``eval_every``, ``patience``,
+            ``accumulate``, ``dropout`` (before the head), ``attention_dropout`` (0: torch's
+            fused attention kernel runs), ``hidden``, ``max_grad_norm``, ``autocast``
+            (``auto``: bf16 where the CPU has it), ``eval_every``, ``patience``,
             ``mixup``, ``lora`` (rank of LoRA adapters on the attention query and value
             projections of the ``train_layers`` top layers, merged back before export; 0:
             off), ``lora_alpha``, ``seed``.

@@ -126,7 +126,7 @@ def finetune_encoder(
         )
     source_dir, name, spec = starting_point(model)
     torch.manual_seed(chosen.seed)
-    hf_model = load_hf_model(source_dir)
+    hf_model = load_hf_model(source_dir, attention_dropout=chosen.attention_dropout)
     token_model = TokenModel(hf_model, n_tags, chosen.dropout)
     reference = TorchEncoder(
         hf_model, load_hf_tokenizer(source_dir), spec, representation=Representation()

@@ -17,6 +17,7 @@ from safetensors.numpy import load_file  # noqa: E402
 
 import featx  # noqa: E402
 from featx.cli import main  # noqa: E402
+from featx.encoders.torch import ATTENTION_DROPOUT_KEYS, load_hf_model  # noqa: E402
 from featx.errors import ModelLoadError  # noqa: E402
 from featx.finetuning import Settings, finetune  # noqa: E402
 from featx.finetuning.model import TextModel, freeze, transformer_layers  # noqa: E402
@@ -81,6 +82,9 @@ def test_each_family_fine_tunes_exports_and_keeps_frozen_weights_identical(
     manifest = json.loads((out / "featx.json").read_text())
     assert manifest["finetune"]["hf"] == "hf" and (out / "hf" / "config.json").is_file()
     assert (out / "finetune.json").is_file() and (out / "finetune_curves.png").is_file()
+    # Trained without attention dropout (the default), so the saved config says so.
+    config = json.loads((out / "hf" / "config.json").read_text())
+    assert [config[k] for k in ATTENTION_DROPOUT_KEYS if k in config] == [0.0]
     gate = result.report["dev_gate"]
     assert gate["checked"] and gate["metric"] == "accuracy" and gate["agreement"] >= 0.9
 
@@ -449,6 +453,16 @@ def test_lora_adapters_train_then_merge_into_a_plain_encoder(
     )
     assert all(".1." in k for k in changed)  # the top layer only
     assert set(Predictor.load(out).predict(TEXTS[:2])) <= {"neg", "pos"}
+
+
+def test_attention_dropout_is_set_in_every_family(tiny_model_dirs: dict[str, Path]) -> None:
+    for family, source in tiny_model_dirs.items():
+        config = load_hf_model(source, attention_dropout=0.25).config
+        assert [getattr(config, k) for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)] == [
+            0.25
+        ], family
+    with pytest.raises(ValueError, match=r"attention_dropout must be in \[0, 1\)"):
+        Settings(attention_dropout=1.0)
 
 
 def test_settings_keywords_match_the_settings() -> None:
