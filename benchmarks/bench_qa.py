@@ -26,6 +26,7 @@ Appends one JSON line per row to ``benchmarks/results/bench_qa.jsonl``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -115,6 +116,7 @@ def part_finetune(run: Run) -> None:
                 "seconds": round(time.perf_counter() - begin, 1),
             }
         run.model = out
+        evals = json.loads((out / "finetune.json").read_text())["history"]["evals"]
         run.record(
             part="finetune",
             config=f"train_layers={layers}",
@@ -127,6 +129,9 @@ def part_finetune(run: Run) -> None:
             dev_gate=answerer.metrics["dev_gate"],
             train_seconds=tuned["train_seconds"],
             seconds_per_epoch=tuned["train_seconds"] / tuned["settings"]["epochs"],
+            gate_dev_curve=[
+                {k: round(e[k], 2) for k in ("epoch", "exact_match", "f1")} for e in evals
+            ],  # fmt: skip
             wall_seconds=round(wall, 1),
             settings_used=tuned["settings"],
             windows=tuned["windows"],

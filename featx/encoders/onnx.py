@@ -129,6 +129,7 @@ class OnnxEncoder(TransformerEncoder):
         threads: int | None = None,
         batch_size: int = 32,
         max_tokens: int | None = None,
+        lazy: bool = False,
         **representation: Unpack[RepresentationOptions],
     ) -> OnnxEncoder:
         """Load an artifact made by ``featx export``, verifying every file it reads.
@@ -142,6 +143,9 @@ class OnnxEncoder(TransformerEncoder):
             threads: Intra-op threads; default: the cores this process may use.
             batch_size: Most texts per forward pass.
             max_tokens: Most padded tokens per forward pass.
+            lazy: Open the full graph only when a call first needs it, even without a
+                fast graph (for a caller that runs graphs of its own, such as
+                :class:`featx.qa.Answerer`).
             **representation: Overrides of the artifact's pooling, normalize, layers,
                 combine, long_text and stride.
 
@@ -174,7 +178,7 @@ class OnnxEncoder(TransformerEncoder):
         use_fast = fast_variant is not None and _same_pooled(default, spec)
         extra = {} if max_tokens is None else {"max_tokens": max_tokens}
         encoder = cls(
-            (lambda: open_graph(full_file)) if use_fast else open_graph(full_file),
+            (lambda: open_graph(full_file)) if use_fast or lazy else open_graph(full_file),
             tokenizer,
             spec,
             outputs=encoder_section.outputs,

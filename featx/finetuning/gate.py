@@ -82,7 +82,7 @@ def int8_gate(
             break
     os.replace(retry, int8)
     parity = compare(reference, _onnx(int8, reference), list(PROBE_TEXTS)).to_dict()
-    _record_int8(encoder_dir, manifest, recipe, parity)
+    record_int8(encoder_dir, manifest, recipe, parity)
     # The fast int8 graph is the int8 graph cut to its pooled output: cut the new one.
     fast = _gate_fast_int8(encoder_dir, head, targets, dev, reference, recut=True)
     return {**gate, "int8_fp32_matmuls": n, "first_try": first, **fast}
@@ -130,7 +130,7 @@ def _gate_fast_int8(
     return {"fast_int8": gate}
 
 
-def _record_int8(
+def record_int8(
     encoder_dir: Path, manifest: Manifest, recipe: dict[str, Any], parity: dict[str, Any]
 ) -> None:
     """Write the rebuilt int8 graph's recipe and parity into the manifest and parity.json."""

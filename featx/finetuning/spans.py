@@ -16,6 +16,7 @@ encoders of their size.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -29,26 +30,24 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from featx.artifact import Artifact, Kind, QASection, seal, staging
-from featx.artifact.sections import QA_GRAPH_FILES
+from featx.artifact import Artifact, EncoderSection, Kind, QASection, seal, staging
+from featx.artifact.manifest import PARITY_FILE
 from featx.batching import model_feed, pad_batch
-from featx.config import Precision
-from featx.encoders.onnx import make_session
 from featx.encoders.torch import load_hf_model, load_hf_tokenizer
 from featx.environment import want_progress
 from featx.files import refuse_existing, write_json_atomic
-from featx.finetuning.export import HF_DIR, export_encoder, seal_finetuned
-from featx.finetuning.gate import MAX_INT8_LOSS
+from featx.finetuning.export import export_encoder, seal_finetuned
 from featx.finetuning.model import Head
 from featx.finetuning.settings import QA_DEFAULTS, Settings, SettingsOptions
 from featx.finetuning.setup import starting_point, torch_device
+from featx.finetuning.span_gate import add_span_graphs, int8_gate
 from featx.finetuning.trainer import Data, Training, run_report
 from featx.qa.answerer import Answerer, span_logits
 from featx.qa.decode import MAX_ANSWER_LENGTH, best_spans
 from featx.qa.metric import squad_scores
 from featx.qa.squad import Question
 from featx.qa.windows import SpanPreparer
-from featx.sources import attention_heads, default_model
+from featx.sources import default_model
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -121,8 +120,8 @@ def finetune_qa(
     chosen = _checked(questions, dev, settings)
     source_dir, name, spec = starting_point(model or default_model())
     torch.manual_seed(chosen.seed)
-    span_model = SpanModel(load_hf_model(source_dir), chosen.dropout)
-    tokenizer = load_hf_tokenizer(source_dir)
+    encoder = load_hf_model(source_dir, attention_dropout=chosen.attention_dropout)
+    span_model, tokenizer = SpanModel(encoder, chosen.dropout), load_hf_tokenizer(source_dir)
     preparer = SpanPreparer(tokenizer, spec.max_length, stride=stride, max_question=max_question)
     windows = preparer.windows(
         [(q.question, q.context) for q in questions], [q.answers[0] for q in questions]
@@ -263,7 +262,8 @@ def _save(
             show_progress=show_progress,
         )
         exported = Artifact.open(encoder_dir).manifest
-        qa_manifest = replace(exported, kind=Kind.QA, qa=section)
+        encoder = _without_pooled_graphs(encoder_dir, exported.encoder)
+        qa_manifest = replace(exported, kind=Kind.QA, qa=section, encoder=encoder)
         linear: Any = model.head.linears[0]
         buffer = io.BytesIO()
         np.savez(
@@ -277,7 +277,8 @@ def _save(
         section = add_span_graphs(encoder_dir, texts[:N_PROBES])
         qa_manifest = replace(qa_manifest, qa=section)
         seal(encoder_dir, qa_manifest)
-        gate = _int8_gate(encoder_dir, dev)
+        gate = int8_gate(encoder_dir, dev, texts[:N_CALIBRATION])
+        qa_manifest = Artifact.open(encoder_dir).manifest  # a rebuilt int8 graph is in it
         report = {**report, "dev_gate": gate}
         metrics = {"finetune": _summary(report), "dev": report["best"], "dev_gate": gate}
         write_json_atomic(encoder_dir / section.metrics, metrics)
@@ -296,73 +297,25 @@ def _save(
         shutil.rmtree(work, ignore_errors=True)
 
 
-# Most a span graph's logits may differ from the encoder graph's + the numpy head's.
-SPAN_GRAPH_TOLERANCE = 1e-2
+def _without_pooled_graphs(directory: Path, encoder: EncoderSection | None) -> EncoderSection:
+    """The encoder section without its pooled (fast) graphs, whose files are deleted.
 
-
-def add_span_graphs(directory: Path, probe_contexts: Sequence[str]) -> QASection:
-    """Build each precision's encoder + span head graph in the sealed ``qa`` artifact.
-
-    fp32 is fused by ONNX Runtime's transformer optimizer, int8 is the gated int8 graph
-    cut (as for the fast embedding graphs). Each is kept only if its logits on windows of
-    ``probe_contexts`` are within :data:`SPAN_GRAPH_TOLERANCE` of the encoder graph's +
-    the head's. Returns the section listing the kept graphs (the caller seals it).
+    They serve sentence vectors, not spans: a qa artifact answers from its span graphs,
+    with the encoder graphs as their fallback (and for embeddings). parity.json keeps
+    their figures, marked not kept.
     """
-    from featx.exporter.fused import write_span
-
-    artifact = Artifact.open(directory)
-    manifest = artifact.manifest
-    assert manifest.qa is not None and manifest.encoder is not None and manifest.model
-    section = replace(manifest.qa, graphs={})
-    reference = {p.value: Answerer.load(directory, precision=p.value)
-                 for p in manifest.encoder.variants if p.value in QA_GRAPH_FILES}  # fmt: skip
-    pairs = [("What is it about?", context) for context in probe_contexts]
-    graphs: dict[str, str] = {}
-    heads = attention_heads(directory / HF_DIR)
-    for precision, answerer in reference.items():
-        file = QA_GRAPH_FILES[precision]
-        variant = manifest.encoder.variants[Precision(precision)]
-        write_span(directory / variant.file, directory / file, manifest.model,
-                   manifest.encoder.outputs, (answerer.weight, answerer.bias),
-                   fuse_heads=heads if precision == "fp32" else None)  # fmt: skip
-        windows = answerer.preparer.windows(pairs)
-        expected = span_logits(windows, answerer.run_windows)
-        answerer.span_session = make_session(str(directory / file))
-        got = span_logits(windows, answerer.run_windows)
-        pieces = zip(expected[0] + expected[1], got[0] + got[1], strict=True)
-        worst = max(float(np.abs(a - b).max()) for a, b in pieces)
-        if worst <= SPAN_GRAPH_TOLERANCE:
-            graphs[precision] = file
-        else:
-            (directory / file).unlink()
-            logger.warning("The %s span graph differs by %.4f; the encoder graph serves",
-                           precision, worst)  # fmt: skip
-    return replace(section, graphs=graphs)
+    assert encoder is not None  # just exported
+    report = json.loads((directory / PARITY_FILE).read_text(encoding="utf-8"))
+    parity = dict(encoder.parity)
+    for precision, variant in encoder.fast.items():
+        (directory / variant.file).unlink()
+        key = f"fast_{precision.value}"
+        for figures in (report["variants"], parity):
+            if key in figures:
+                figures[key] = {**figures[key], "kept": False}
+    write_json_atomic(directory / PARITY_FILE, report)
+    return replace(encoder, fast={}, parity=parity)
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return {k: report[k] for k in ("model", "n_train", "train_seconds", "settings", "windows")}
-
-
-def _int8_gate(directory: Path, dev: Sequence[Question] | None) -> dict[str, Any]:
-    """int8 stays the default only if its dev EM and F1 are within the gate of fp32's."""
-    encoder = Artifact.open(directory).manifest.encoder
-    has_int8 = encoder is not None and Precision.INT8 in encoder.variants
-    gate: dict[str, Any] = {
-        "max_int8_loss_points": MAX_INT8_LOSS,
-        "checked": dev is not None and has_int8,
-    }
-    if not has_int8:
-        return gate
-    if dev is None:
-        gate["passes"] = False  # unchecked: fp32 stays the default
-        return gate
-    fp32 = Answerer.load(directory, precision="fp32").evaluate(dev)
-    int8 = Answerer.load(directory, precision="int8").evaluate(dev)
-    loss = max(fp32[k] - int8[k] for k in ("exact_match", "f1"))
-    gate.update(
-        fp32={k: fp32[k] for k in ("exact_match", "f1")},
-        int8={k: int8[k] for k in ("exact_match", "f1")},
-        passes=bool(loss <= MAX_INT8_LOSS),
-    )
-    return gate

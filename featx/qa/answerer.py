@@ -97,7 +97,11 @@ class Answerer:
         artifact = open_trained(path, Kind.QA)
         section, weight, bias = read_span_head(artifact)
         if encoder is None:
-            encoder = OnnxEncoder.from_dir(artifact.path, precision=precision, threads=threads)
+            # With a span graph of this precision the encoder's own graph runs only if
+            # asked for embeddings: it opens then, so answering holds one graph.
+            encoder = OnnxEncoder.from_dir(
+                artifact.path, precision=precision, threads=threads, lazy=bool(section.graphs)
+            )
         if weight.shape != (encoder.dim, 2) or bias.shape != (2,):
             raise ModelLoadError(
                 f"{artifact.path}: the span head is {weight.shape}, not ({encoder.dim}, 2)."

@@ -8,6 +8,7 @@ import pytest
 
 from featx.artifact import Artifact, Kind
 from featx.artifact.describe import describe
+from featx.config import Precision
 from featx.errors import ModelLoadError
 from featx.qa import Answer, Answerer, Question
 
@@ -29,6 +30,7 @@ def test_every_family_learns_to_answer_and_saves_a_qa_artifact(
         epochs=30,
         lr=1e-3,
         batch_size=8,
+        patience=None,  # 8 toy dev questions can stall for 2 epochs and stop it early
         show_progress=False,
     )
     scores = answerer.evaluate(train[:20], records=True)
@@ -57,6 +59,31 @@ def test_every_family_learns_to_answer_and_saves_a_qa_artifact(
         "what color is the car?", "the quick car is green and the lazy dog is slow"
     )
     assert set(one) == {"answer", "score", "start", "end"}
+
+
+def test_an_int8_graph_that_fails_the_gate_is_rebuilt_and_answering_opens_one_graph(
+    tiny_model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import featx.finetuning.span_gate as span_gate
+
+    monkeypatch.setattr(span_gate, "MAX_INT8_LOSS", -1e9)  # no int8 graph can pass
+    train = toy_questions(16)
+    out = tmp_path / "qa"
+    answerer = finetune(train, model=tiny_model_dirs["bert"], out=out, dev=train[:8],
+                        epochs=2, show_progress=False)  # fmt: skip
+    gate = answerer.metrics["dev_gate"]
+    assert gate["int8_fp32_matmuls"] == 2 and "first_try" in gate  # every rebuild tried
+    assert not gate["passes"] and answerer.encoder.precision == "fp32"
+    artifact = Artifact.open(out)
+    artifact.verify_all()  # the rebuilt int8 graphs are sealed like every other file
+    encoder = artifact.manifest.encoder
+    assert encoder is not None and encoder.variants[Precision.INT8].recipe["fp32_matmuls"] == 2
+    # No pooled embedding graphs in a qa artifact: answers come from the span graphs.
+    assert encoder.fast == {} and not list(out.glob("model_fast*"))
+    int8 = Answerer.load(out, precision="int8")
+    assert int8.answer(train[0].question, train[0].context)["answer"] in train[0].context
+    assert int8.encoder._session is None  # the encoder graph was never opened
+    assert int8.encoder.encode(["the fox is red"]).shape == (1, 32)  # opens it on demand
 
 
 def test_without_dev_fp32_is_the_default_and_the_window_report_is_kept(
