@@ -421,6 +421,7 @@ def test_bench_qa_smoke(tmp_path: Path) -> None:
     tuned = records[0]
     assert 0 <= tuned["f1"] <= 100 and tuned["train_seconds"] > 0
     assert tuned["windows"]["questions"] == 48 and tuned["dev_gate"]["checked"]
+    assert [e["epoch"] for e in tuned["gate_dev_curve"]][0] == 1.0  # scored each epoch
     featx_fp32 = records[2]
     assert featx_fp32["same_answer"] >= 75 and featx_fp32["ratio_vs_torch"] > 0
     assert "| speed | featx int8 |" in proc.stdout
