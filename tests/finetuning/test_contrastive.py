@@ -53,6 +53,7 @@ def test_contrastive_fine_tuning_moves_the_encoder_and_saves_a_predictor(
     report = result.report
     assert report["method"] == "contrastive" and report["n_pairs"] == 2 * ITERATIONS * 16
     assert report["settings"]["train_layers"] == "all" and report["settings"]["epochs"] == 1
+    assert report["settings"]["attention_dropout"] == 0.1  # SetFit's, unlike other methods
     losses = [s["loss"] for s in report["history"]["steps"]]
     assert len(losses) == report["n_pairs"] // 16
     assert np.mean(losses[-5:]) < np.mean(losses[:5])  # the pairs were learnt
