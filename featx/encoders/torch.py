@@ -41,7 +41,7 @@ def load_hf_tokenizer(model_dir: Path) -> Tokenizer:
 
 
 # The config keys of attention-probability dropout in the families featx supports
-# (BERT, RoBERTa, ELECTRA, MPNet; DistilBERT, ModernBERT; GPT-2).
+# (BERT, RoBERTa, ELECTRA, MPNet; DistilBERT, ModernBERT, Qwen3; GPT-2).
 ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
 
 
