@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,26 +67,52 @@ def int8_gate(
     """
     int8 = encoder_dir / GRAPH_FILES[Precision.INT8]
     gate = dev_gate(_onnx(int8, reference), head, targets, dev)
-    fp32 = encoder_dir / GRAPH_FILES[Precision.FP32]
-    ffn = ffn_output_matmuls(fp32)
-    if gate["passes"] or not ffn:
-        fast = _gate_fast_int8(encoder_dir, head, targets, dev, reference)
-        return {**gate, "int8_fp32_matmuls": 0, **fast}
     first = {k: gate[k] for k in ("onnx_int8", "agreement") if k in gate}
     manifest = Artifact.open(encoder_dir).manifest  # before the int8 file changes
-    feeds = calibration_feeds(reference, [*builtin_calibration_texts(), *calibration_texts])
-    retry = encoder_dir / "retry_int8.onnx"
-    for n in range(1, len(ffn) + 1):
-        recipe = quantize_int8(fp32, retry, feeds, exclude=ffn[:n])
-        gate = dev_gate(_onnx(retry, reference), head, targets, dev)
-        if gate["passes"]:
-            break
-    os.replace(retry, int8)
+
+    def check(graph: Path) -> dict[str, Any]:
+        return dev_gate(_onnx(graph, reference), head, targets, dev)
+
+    rebuilt = (
+        None if gate["passes"] else rebuild_int8(encoder_dir, reference, calibration_texts, check)
+    )
+    if rebuilt is None:
+        fast = _gate_fast_int8(encoder_dir, head, targets, dev, reference)
+        return {**gate, "int8_fp32_matmuls": 0, **fast}
+    n, recipe, gate = rebuilt
     parity = compare(reference, _onnx(int8, reference), list(PROBE_TEXTS)).to_dict()
     record_int8(encoder_dir, manifest, recipe, parity)
     # The fast int8 graph is the int8 graph cut to its pooled output: cut the new one.
     fast = _gate_fast_int8(encoder_dir, head, targets, dev, reference, recut=True)
     return {**gate, "int8_fp32_matmuls": n, "first_try": first, **fast}
+
+
+def rebuild_int8(
+    directory: Path,
+    encoder: TransformerEncoder,
+    calibration_texts: Sequence[str],
+    check: Callable[[Path], dict[str, Any]],
+) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+    """Requantise the fp32 graph with 1, 2, ... FFN output MatMuls in fp32 until one passes.
+
+    ``check`` rates a candidate int8 graph file; its result's ``passes`` says whether it
+    does. The last candidate replaces the artifact's int8 graph (the caller records its
+    recipe with :func:`record_int8`). Returns the MatMuls kept in fp32, the recipe and the
+    last check, or None if the graph has no feed-forward output MatMuls to keep.
+    """
+    fp32 = directory / GRAPH_FILES[Precision.FP32]
+    ffn = ffn_output_matmuls(fp32)
+    if not ffn:
+        return None
+    feeds = calibration_feeds(encoder, [*builtin_calibration_texts(), *calibration_texts])
+    retry = directory / "retry_int8.onnx"
+    for n in range(1, len(ffn) + 1):
+        recipe = quantize_int8(fp32, retry, feeds, exclude=ffn[:n])
+        result = check(retry)
+        if result["passes"]:
+            break
+    os.replace(retry, directory / GRAPH_FILES[Precision.INT8])
+    return n, recipe, result
 
 
 def _gate_fast_int8(

@@ -25,12 +25,10 @@ from featx.artifact.manifest import GRAPH_FILES
 from featx.artifact.sections import QA_GRAPH_FILES
 from featx.config import Precision
 from featx.encoders.onnx import OnnxEncoder, make_session
-from featx.exporter.calibration import builtin_calibration_texts, calibration_feeds
 from featx.exporter.fused import write_span
 from featx.exporter.parity import PROBE_TEXTS, compare
-from featx.exporter.quantize import ffn_output_matmuls, quantize_int8
 from featx.finetuning.export import HF_DIR
-from featx.finetuning.gate import MAX_INT8_LOSS, record_int8
+from featx.finetuning.gate import MAX_INT8_LOSS, rebuild_int8, record_int8
 from featx.qa.answerer import Answerer, span_logits
 from featx.qa.squad import Question
 from featx.sources import attention_heads
@@ -91,54 +89,37 @@ def int8_gate(
     if dev is None:
         gate["passes"] = False  # unchecked: fp32 stays the default
         return gate
-    fp32 = _scores(Answerer.load(directory, precision="fp32"), dev)
+    fp32_answerer = Answerer.load(directory, precision="fp32")
+    fp32 = _scores(fp32_answerer, dev)
     int8_answerer = Answerer.load(directory, precision="int8")
     int8 = _scores(int8_answerer, dev)
     gate.update(fp32=fp32, int8=int8, passes=_passes(fp32, int8), int8_fp32_matmuls=0)
     if gate["passes"] or int8_answerer.span_session is None:
         return gate  # (without an int8 span graph there is nothing to rebuild it into)
-    rebuilt = _rebuild_int8(directory, int8_answerer, dev, fp32, calibration_texts)
+    span_file = directory / "retry_qa_int8.onnx"
+
+    def check(graph: Path) -> dict[str, Any]:  # the candidate's span graph on dev
+        _write_span(graph, span_file, int8_answerer)
+        int8_answerer.span_session = make_session(str(span_file))
+        scores = _scores(int8_answerer, dev)
+        return {**scores, "passes": _passes(fp32, scores)}
+
+    manifest = Artifact.open(directory).manifest  # before the int8 files change
+    rebuilt = rebuild_int8(directory, int8_answerer.encoder, calibration_texts, check)
     if rebuilt is None:
+        span_file.unlink(missing_ok=True)
         return gate
-    n, int8 = rebuilt
-    return {**gate, "int8": int8, "passes": _passes(fp32, int8), "int8_fp32_matmuls": n,
-            "first_try": gate["int8"]}  # fmt: skip
-
-
-def _rebuild_int8(
-    directory: Path,
-    answerer: Answerer,
-    dev: Sequence[Question],
-    fp32: dict[str, float],
-    calibration_texts: Sequence[str],
-) -> tuple[int, dict[str, float]] | None:
-    """Requantise with 1, 2, ... FFN output MatMuls in fp32 until int8 passes; seal it.
-
-    Returns the number kept in fp32 and the last graph's scores (None: nothing to keep).
-    """
-    manifest = Artifact.open(directory).manifest
-    assert manifest.encoder is not None
-    fp32_graph = directory / GRAPH_FILES[Precision.FP32]
-    ffn = ffn_output_matmuls(fp32_graph)
-    if not ffn:
-        return None
-    feeds = calibration_feeds(answerer.encoder, [*builtin_calibration_texts(), *calibration_texts])
-    retry, retry_span = directory / "retry_int8.onnx", directory / "retry_qa_int8.onnx"
-    for n in range(1, len(ffn) + 1):
-        recipe = quantize_int8(fp32_graph, retry, feeds, exclude=ffn[:n])
-        _write_span(retry, retry_span, answerer)
-        answerer.span_session = make_session(str(retry_span))
-        scores = _scores(answerer, dev)
-        if _passes(fp32, scores):
-            break
-    reference = Answerer.load(directory, precision="fp32").encoder
-    rebuilt = OnnxEncoder(make_session(str(retry)), reference.tokenizer, reference.spec,
-                          outputs=reference.outputs)  # fmt: skip
-    parity = compare(reference, rebuilt, list(PROBE_TEXTS)).to_dict()
-    os.replace(retry, directory / GRAPH_FILES[Precision.INT8])
-    os.replace(retry_span, directory / QA_GRAPH_FILES["int8"])
+    n, recipe, last = rebuilt
+    os.replace(span_file, directory / QA_GRAPH_FILES["int8"])
+    reference = fp32_answerer.encoder
+    graph = make_session(str(directory / GRAPH_FILES[Precision.INT8]))
+    rebuilt_encoder = OnnxEncoder(graph, reference.tokenizer, reference.spec,
+                                  outputs=reference.outputs)  # fmt: skip
+    parity = compare(reference, rebuilt_encoder, list(PROBE_TEXTS)).to_dict()
     record_int8(directory, manifest, recipe, {**parity, "against": "the fp32 graph"})
-    return n, scores
+    scores = {k: last[k] for k in SCORES}
+    return {**gate, "int8": scores, "passes": last["passes"], "int8_fp32_matmuls": n,
+            "first_try": int8}  # fmt: skip
 
 
 def _write_span(graph: Path, out: Path, answerer: Answerer, fuse_heads: int | None = None) -> None:
