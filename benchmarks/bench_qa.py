@@ -14,7 +14,9 @@ Parts, in one run on one machine:
   windows and offsets, n-best start/end, softmax scores). transformers 5 has no
   ``pipeline("question-answering")`` any more, so this is what that pipeline ran. Same
   texts, same threads, same window length and stride; questions per second and the
-  share of questions with the same answer.
+  share of questions with the same answer, and each one's share of the fp32 bound: this
+  machine's best fp32 GEMM rate (:mod:`gemm_peak`) over the arithmetic of featx's
+  unpadded windows.
 
 Appends one JSON line per row to ``benchmarks/results/bench_qa.jsonl``.
 
@@ -151,11 +153,14 @@ def part_speed(run: Run) -> None:
     torch_recipe(run.model, pairs[:8], fp32)  # warm-up
     torch_answers, torch_seconds = torch_recipe(run.model, pairs, fp32)
     torch_speed = len(pairs) / torch_seconds
+    bound = fp32_bound(run.model, fp32, pairs, run.args.threads)
     run.record(
         part="speed",
         config="transformers AutoModelForQuestionAnswering (torch fp32)",
         n_questions=len(pairs),
         questions_per_s=round(torch_speed, 2),
+        share_of_fp32_bound=round(torch_speed / bound["questions_per_s"], 3),
+        fp32_bound=bound,
         torch_version=torch.__version__,
     )
     for precision in ("fp32", "int8"):
@@ -169,8 +174,32 @@ def part_speed(run: Run) -> None:
             n_questions=len(pairs),
             questions_per_s=round(len(pairs) / (ns / 1e9), 2),
             ratio_vs_torch=round(len(pairs) / (ns / 1e9) / torch_speed, 2),
+            share_of_fp32_bound=round(len(pairs) / (ns / 1e9) / bound["questions_per_s"], 3),
             same_answer=round(100 * float(np.mean(same)), 2),
         )
+
+
+def fp32_bound(
+    artifact: Path, answerer: Any, pairs: list[tuple[str, str]], threads: int
+) -> dict[str, Any]:
+    """Questions/s no fp32 contender can beat here: the GEMM peak over the windows' work.
+
+    The work counts featx's windows without padding (all of them, several for a long
+    context), so a share near 1 leaves nothing to gain but by doing less arithmetic.
+    """
+    import gemm_peak
+
+    shape = gemm_peak.encoder_shape(artifact / "hf")
+    peak = gemm_peak.gemm_peaks(shape["hidden"], shape["ffn"], threads)["fp32_gop_s"]
+    lengths = [len(ids) for ids in answerer.preparer.windows(pairs).ids]
+    ops = gemm_peak.ops_per_text(lengths, shape) * len(lengths) / len(pairs)
+    return {
+        "fp32_gop_s": round(peak, 1),
+        "windows_per_question": round(len(lengths) / len(pairs), 3),
+        "pieces_per_window": round(float(np.mean(lengths)), 1),
+        "gop_per_question": round(ops / 1e9, 3),
+        "questions_per_s": round(peak * 1e9 / ops, 1),
+    }
 
 
 def torch_recipe(
@@ -265,10 +294,12 @@ def render(records: list[dict[str, Any]]) -> str:
             common.fmt(r.get("questions_per_s"), ".1f"),
             common.fmt(r.get("ratio_vs_torch"), ".2f", "x"),
             common.fmt(r.get("same_answer"), ".2f"),
+            common.fmt(r.get("share_of_fp32_bound"), ".2f"),
         ]
         for r in records
     ]
-    header = ["part", "config", "dev EM", "dev F1", "train s", "questions/s", "vs torch", "same %"]
+    header = ["part", "config", "dev EM", "dev F1", "train s", "questions/s", "vs torch"]
+    header += ["same %", "of fp32 bound"]
     return common.markdown_table(header, rows)
 
 
