@@ -48,6 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-iter", type=int, default=300, help="CRF iterations")
     parser.add_argument("--train-layers", default=str(FINETUNE["train_layers"]))
     parser.add_argument("--epochs", type=int, default=int(FINETUNE["epochs"]))  # type: ignore[call-overload]
+    parser.add_argument("--patience", type=int, default=int(FINETUNE["patience"]))  # type: ignore[call-overload]
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, help="where artifacts go (default: a temp dir)")
     common.add_out_arg(parser, "bench_ner")
@@ -166,6 +167,7 @@ def part_finetuned(run: Run) -> None:
             **FINETUNE,
             "train_layers": layers if layers == "all" else int(layers),
             "epochs": run.args.epochs,
+            "patience": run.args.patience,
         },
     )
 
