@@ -168,13 +168,14 @@ def part_speed(run: Run) -> None:
         answerer.answer_batch(pairs[:8])  # warm-up
         ns, spans = common.time_ns(lambda a=answerer: a.answer_batch(pairs))
         same = [s.text == t for s, t in zip(spans, torch_answers, strict=True)]
+        speed = len(pairs) / (ns / 1e9)
         run.record(
             part="speed",
             config=f"featx {precision}",
             n_questions=len(pairs),
-            questions_per_s=round(len(pairs) / (ns / 1e9), 2),
-            ratio_vs_torch=round(len(pairs) / (ns / 1e9) / torch_speed, 2),
-            share_of_fp32_bound=round(len(pairs) / (ns / 1e9) / bound["questions_per_s"], 3),
+            questions_per_s=round(speed, 2),
+            ratio_vs_torch=round(speed / torch_speed, 2),
+            share_of_fp32_bound=round(speed / bound["questions_per_s"], 3),
             same_answer=round(100 * float(np.mean(same)), 2),
         )
 
