@@ -3,7 +3,8 @@
 The encoder's top layers and a per-piece linear tag classifier train on the first piece
 of every word (the other pieces are ignored by the loss), with the same optimiser,
 schedules, precision and early stopping as sentence fine-tuning
-(:class:`~featx.finetuning.trainer.Training`). The classifier is a training aid: the result is
+(:class:`~featx.finetuning.trainer.Training`). The classifier also sees the words' shape
+flags when the tagger's CRF will (``shape``). It is a training aid: the result is
 an encoder artifact (ONNX, behind the export's parity gate, with its Hugging Face folder
 under ``hf/``) whose last hidden state now carries the tags, and the tagger's CRF head is
 then trained on its frozen word vectors as on any encoder.
@@ -28,6 +29,7 @@ from featx.finetuning.model import Head
 from featx.finetuning.settings import Settings, SettingsOptions
 from featx.finetuning.setup import Feed, feeder, starting_point, torch_device
 from featx.finetuning.trainer import Data, Training, run_report
+from featx.tagging.features import SHAPES, word_shapes
 from featx.words import join_words
 
 if TYPE_CHECKING:
@@ -37,17 +39,30 @@ IGNORE = -100  # pieces that are not the first of a word carry no tag
 
 
 class TokenModel(torch.nn.Module):
-    """Encoder + a tag classifier on every piece of the last hidden state."""
+    """Encoder + a tag classifier on every piece of the last hidden state.
 
-    def __init__(self, encoder: torch.nn.Module, n_tags: int, dropout: float) -> None:
+    With ``shape``, the classifier also sees each word's shape flags (on its first piece,
+    fed as ``shape``): the tagger's CRF gets them beside the encoder's vectors, so the
+    encoder is trained for what the flags do not already say (an uncased model cannot see
+    case at all).
+    """
+
+    def __init__(
+        self, encoder: torch.nn.Module, n_tags: int, dropout: float, *, shape: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.shape = shape
         config: Any = encoder.config
-        self.head = Head(int(config.hidden_size), n_tags, (), dropout)
+        width = int(config.hidden_size) + (len(SHAPES) if shape else 0)
+        self.head = Head(width, n_tags, (), dropout)
 
     def features(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The last hidden state (batch, pieces, dim) in fp32."""
-        return self.encoder(**feed, return_dict=True).last_hidden_state.float()
+        """The last hidden state (batch, pieces, dim) in fp32, and the shape flags if used."""
+        feed = dict(feed)
+        flags = feed.pop("shape", None)
+        hidden = self.encoder(**feed, return_dict=True).last_hidden_state.float()
+        return hidden if flags is None else torch.cat([hidden, flags], dim=-1)
 
     def forward(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tag logits of every piece."""
@@ -55,24 +70,48 @@ class TokenModel(torch.nn.Module):
 
 
 def tagged_windows(
-    encoder: TorchEncoder, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]]
+    encoder: TorchEncoder,
+    sentences: Sequence[Sequence[str]],
+    tags: Sequence[Sequence[int]],
+    *,
+    shape: bool = False,
 ) -> tuple[list[NDArray[np.int32]], list[NDArray[np.int64]]]:
     """Model windows of the sentences and, per window, each piece's tag (or IGNORE).
 
     A word is tagged on its first piece, in the window where it has the most context; a
-    sentence longer than the model's window is cut into overlapping windows.
+    sentence longer than the model's window is cut into overlapping windows. With
+    ``shape``, a window is (pieces, 2): the piece ids, and the word's shape flags as bits
+    on its first piece (:func:`shaped_feeder` unpacks them).
     """
     windows: list[NDArray[np.int32]] = []
     labels: list[NDArray[np.int64]] = []
     for words, sentence_tags in zip(sentences, tags, strict=True):
         text, spans = join_words(words)
+        bits = (word_shapes(words) @ (1 << np.arange(len(SHAPES)))).astype(np.int32)
         for window in encoder.word_windows(text, spans):
             window_labels = np.full(len(window.ids), IGNORE, dtype=np.int64)
+            window_bits = np.zeros(len(window.ids), dtype=np.int32)
             for w, pieces in zip(window.words, window.pieces, strict=True):
                 window_labels[pieces[0]] = sentence_tags[w]
-            windows.append(window.ids)
+                window_bits[pieces[0]] = bits[w]
+            ids = np.asarray(window.ids, dtype=np.int32)
+            windows.append(np.stack([ids, window_bits], axis=1) if shape else ids)
             labels.append(window_labels)
     return windows, labels
+
+
+def shaped_feeder(feed: Feed) -> Feed:
+    """``feed`` for :func:`tagged_windows`' (pieces, 2) windows: adds the ``shape`` flags."""
+
+    def shaped(windows: list[NDArray[np.int32]]) -> dict[str, torch.Tensor]:
+        inputs = feed([w[:, 0] for w in windows])
+        bits = np.zeros(tuple(inputs["input_ids"].shape), dtype=np.int32)
+        for row, window in enumerate(windows):
+            bits[row, : len(window)] = window[:, 1]
+        flags = (bits[..., None] >> np.arange(len(SHAPES))) & 1
+        return {**inputs, "shape": torch.from_numpy(flags.astype(np.float32))}
+
+    return shaped
 
 
 def _padded(labels: list[NDArray[np.int64]]) -> NDArray[np.int64]:
@@ -96,6 +135,7 @@ def finetune_encoder(
     n_tags: int,
     out: Path,
     dev: tuple[Sequence[Sequence[str]], Scorer] | None = None,
+    shape: bool = False,
     device: str = "auto",
     show_progress: bool | None = None,
     **settings: Unpack[SettingsOptions],
@@ -110,6 +150,8 @@ def finetune_encoder(
         out: Where to write the encoder artifact (must not exist).
         dev: Dev sentences and a scorer of predicted tag indices (higher is better),
             for early stopping and keeping the best weights.
+        shape: The tag classifier also sees the words' shape flags
+            (:func:`~featx.tagging.features.word_shapes`), as the tagger's CRF will.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         show_progress: Progress bars; ``None`` shows them on a terminal.
         **settings: :class:`~featx.finetuning.Settings` (``train_layers`` > 0).
@@ -127,12 +169,12 @@ def finetune_encoder(
     source_dir, name, spec = starting_point(model)
     torch.manual_seed(chosen.seed)
     hf_model = load_hf_model(source_dir, attention_dropout=chosen.attention_dropout)
-    token_model = TokenModel(hf_model, n_tags, chosen.dropout)
+    token_model = TokenModel(hf_model, n_tags, chosen.dropout, shape=shape)
     reference = TorchEncoder(
         hf_model, load_hf_tokenizer(source_dir), spec, representation=Representation()
     )
-    windows, labels = tagged_windows(reference, sentences, tags)
-    feed = feeder(reference)
+    windows, labels = tagged_windows(reference, sentences, tags, shape=shape)
+    feed = shaped_feeder(feeder(reference)) if shape else feeder(reference)
     torch_dev = torch_device(device)
     score = None if dev is None else _dev_scorer(token_model, reference, feed, dev, torch_dev)
     training = Training(
@@ -194,7 +236,8 @@ def _dev_scorer(
 ) -> Callable[[], dict[str, float]]:
     """Scores the dev sentences' predicted tags (entity F1)."""
     sentences, scorer = dev
-    windows, labels = tagged_windows(reference, sentences, [[0] * len(s) for s in sentences])
+    blank = [[0] * len(s) for s in sentences]
+    windows, labels = tagged_windows(reference, sentences, blank, shape=model.shape)
 
     def score() -> dict[str, float]:
         return {"f1": scorer(_regroup(_predict(model, feed, windows, labels, device), sentences))}

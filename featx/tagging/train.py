@@ -69,7 +69,8 @@ def train_ner(
             last for decoders).
         context: Neighbouring words on each side whose vectors each word also sees.
         shape: Add word-shape flags (capitalisation, digits, punctuation): the default
-            model is uncased, so this is where case comes from.
+            model is uncased, so this is where case comes from. When fine-tuning, the
+            tag classifier sees them too, so the encoder learns what they do not say.
         c2: CRF L2 strength, or several to choose from on the dev set.
         max_iter: Most L-BFGS iterations of the CRF.
         train_layers: 0 keeps the encoder frozen; N (or ``"all"``) fine-tunes the top N
@@ -166,7 +167,7 @@ def _train(
         assert work is not None  # train_ner made it
         encoder = work / "encoder"
         settings = {**finetune, "train_layers": train_layers}
-        report = _finetune(model, data, encoder, show_progress, settings)
+        report = _finetune(model, data, encoder, features["shape"], show_progress, settings)
         features = {**features, "layers": features["layers"] or (-1,)}
     embedder = TokenEmbedder(
         encoder if hasattr(encoder, "encode_tokens") else str(encoder), **features
@@ -231,7 +232,12 @@ def _fit(
 
 
 def _finetune(
-    model: Any, data: _Data, out: Path, show_progress: bool | None, settings: dict[str, Any]
+    model: Any,
+    data: _Data,
+    out: Path,
+    shape: bool,
+    show_progress: bool | None,
+    settings: dict[str, Any],
 ) -> dict[str, Any]:
     from featx.extras import require
 
@@ -258,6 +264,7 @@ def _finetune(
         n_tags=len(labels),
         out=out,
         dev=dev,
+        shape=shape,
         show_progress=show_progress,
         **settings,
     )

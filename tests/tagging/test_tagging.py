@@ -343,3 +343,24 @@ def test_cli_trains_from_jsonl_spans_with_fine_tuning(tiny_model_dirs, tmp_path)
     assert "fine-tuned: from" in shown.output and "train_layers=1" in shown.output
     result = CliRunner().invoke(main, [*args[:-8], "--train-layers", "x", "--out", str(out)])
     assert result.exit_code != 0 and "'all'" in result.output
+
+
+def test_finetuning_shows_the_tag_classifier_each_words_shape(tiny_model_dirs):
+    from featx.encoders.torch import load_hf_model
+    from featx.finetuning.setup import feeder
+    from featx.finetuning.tokens import IGNORE, TokenModel, shaped_feeder, tagged_windows
+
+    encoder = featx.load(tiny_model_dirs["bert"], backend="torch")
+    sentences = [["Peter", "Blackburn", "went"], ["EU", "rejects", "German", "call", "3-4"]]
+    tags = [[1, 2, 0], [3, 0, 4, 0, 0]]
+    windows, labels = tagged_windows(encoder, sentences, tags, shape=True)
+    feed = shaped_feeder(feeder(encoder))(windows)
+    flags = feed["shape"].numpy()
+    for row, words in enumerate(sentences):
+        first = np.flatnonzero(labels[row] != IGNORE)  # each word's first piece
+        np.testing.assert_array_equal(flags[row, first], word_shapes(words))
+        assert not np.delete(flags[row], first, axis=0).any()
+    plain, _ = tagged_windows(encoder, sentences, tags)
+    np.testing.assert_array_equal(feed["input_ids"], feeder(encoder)(plain)["input_ids"])
+    model = TokenModel(load_hf_model(tiny_model_dirs["bert"]), 5, 0.0, shape=True).eval()
+    assert model(feed).shape == (*feed["input_ids"].shape, 5)
