@@ -195,6 +195,7 @@ def finetune_encoder(
         torch_dev,
         model=name,
         task="tokens",
+        shape_flags=shape,
         n_train=len(sentences),
         n_dev=0 if dev is None else len(dev[0]),
     )

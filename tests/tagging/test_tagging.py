@@ -195,6 +195,7 @@ def test_finetuned_tagger_on_every_family(tiny_model_dirs, tmp_path, family):
     )
     report = json.loads((out / "finetune.json").read_text())
     assert report["task"] == "tokens" and report["settings"]["train_layers"] == 1
+    assert report["shape_flags"] is True  # the classifier saw what the CRF sees
     assert (out / "hf" / "config.json").is_file()
     assert tagger.metrics["finetune"]["best"]["f1"] >= 0.0
     assert tagger.metrics["settings"]["layers"] == [-1]
