@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from featx.batching import pad_batch
 from featx.config import Representation
 from featx.encoders.torch import TorchEncoder, load_hf_model, load_hf_tokenizer
 from featx.environment import want_progress
@@ -87,15 +88,18 @@ def tagged_windows(
     labels: list[NDArray[np.int64]] = []
     for words, sentence_tags in zip(sentences, tags, strict=True):
         text, spans = join_words(words)
-        bits = (word_shapes(words) @ (1 << np.arange(len(SHAPES)))).astype(np.int32)
+        bits = word_shapes(words) @ (1 << np.arange(len(SHAPES))) if shape else None
         for window in encoder.word_windows(text, spans):
             window_labels = np.full(len(window.ids), IGNORE, dtype=np.int64)
-            window_bits = np.zeros(len(window.ids), dtype=np.int32)
             for w, pieces in zip(window.words, window.pieces, strict=True):
                 window_labels[pieces[0]] = sentence_tags[w]
-                window_bits[pieces[0]] = bits[w]
-            ids = np.asarray(window.ids, dtype=np.int32)
-            windows.append(np.stack([ids, window_bits], axis=1) if shape else ids)
+            ids = window.ids
+            if bits is not None:
+                window_bits = np.zeros(len(ids), dtype=np.int32)
+                for w, pieces in zip(window.words, window.pieces, strict=True):
+                    window_bits[pieces[0]] = bits[w]
+                ids = np.stack([np.asarray(ids, dtype=np.int32), window_bits], axis=1)
+            windows.append(ids)
             labels.append(window_labels)
     return windows, labels
 
@@ -105,9 +109,7 @@ def shaped_feeder(feed: Feed) -> Feed:
 
     def shaped(windows: list[NDArray[np.int32]]) -> dict[str, torch.Tensor]:
         inputs = feed([w[:, 0] for w in windows])
-        bits = np.zeros(tuple(inputs["input_ids"].shape), dtype=np.int32)
-        for row, window in enumerate(windows):
-            bits[row, : len(window)] = window[:, 1]
+        bits, _ = pad_batch([w[:, 1] for w in windows], 0)  # right-padded like the ids
         flags = (bits[..., None] >> np.arange(len(SHAPES))) & 1
         return {**inputs, "shape": torch.from_numpy(flags.astype(np.float32))}
 
